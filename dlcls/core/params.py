@@ -1,0 +1,173 @@
+"""The classifier parameters of HALCON, as one table.
+
+Each row says how a value is checked and normalised, its default, whether it can be set and read,
+and whether changing it invalidates (part of) the trained weights. The classifier applies the
+rows when a parameter is set, read, written or read back from a file.
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from .models import Architecture
+from .runtime import default_runtime
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    check: Callable[[Any, dict], Any]  # (value, current params) -> normalised value, or raises
+    default: Callable[[Architecture], Any]
+    settable: bool = True
+    gettable: bool = True
+    retrain: bool = False  # True: a change re-initialises weights, the network must be retrained
+    stored: bool = True  # part of the model file
+
+
+def _scalar(value: Any) -> Any:
+    """HALCON passes tuples; a one-element tuple stands for its element."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _number(value: Any, kind: type) -> Any:
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise errors.WrongParamValueError(f"must be a finite number, got {value!r}")
+    if kind is int and value != int(value):
+        raise errors.WrongParamValueError(f"must be an integer, got {value!r}")
+    return kind(value)
+
+
+def _int_at_least(low: int, error: type = errors.WrongParamValueError) -> Callable:
+    def check(value, params):
+        value = _number(value, int)
+        if value < low:
+            raise error(f"must be an integer >= {low}, got {value}")
+        return value
+    return check
+
+
+def _float_in(low: float, high: float | None, low_open: bool, high_open: bool = True) -> Callable:
+    def check(value, params):
+        value = _number(value, float)
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{')' if high_open else ']'}"
+            raise errors.WrongParamValueError(f"must lie in {bounds}, got {value}")
+        return value
+    return check
+
+
+def _classes(value: Any, params: dict) -> list[str]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not names:
+        raise errors.WrongParamValueError(f"must be a non-empty list of class names, got {value!r}")
+    if any(not isinstance(n, str) or not n.strip() for n in names):
+        raise errors.WrongParamValueError(f"every class name must be a non-empty string, got {list(names)!r}")
+    duplicates = sorted({n for n in names if list(names).count(n) > 1})
+    if duplicates:
+        raise errors.DuplicateClassesError(f"duplicate class names {duplicates}; each class must be named once")
+    return list(names)
+
+
+def _image_side(value: Any, params: dict) -> int:
+    value = _number(value, int)
+    if value < params["_min_size"]:
+        raise errors.ImageSizeTooSmallError(f"{value} is below the network's minimum of {params['_min_size']} pixels")
+    return value
+
+
+def _channels(value: Any, params: dict) -> int:
+    value = _scalar(value)
+    if value not in (1, 3) or isinstance(value, bool):
+        raise errors.ChannelCountError(f"must be 1 or 3, got {value!r}")
+    if value == 3 and params.get("image_num_channels") == 1:
+        raise errors.ChannelExpansionError("this network was set to 1 channel and cannot go back to 3: read it again")
+    return int(value)
+
+
+def _choice(*allowed: str) -> Callable:
+    def check(value, params):
+        value = _scalar(value)
+        if value not in allowed:
+            raise errors.WrongParamValueError(f"must be one of {list(allowed)}, got {value!r}")
+        return value
+    return check
+
+
+def _multiplier(value: Any, params: dict) -> int:
+    value = _number(value, int)
+    if value < 1:
+        raise errors.BatchMultiplierError(f"must be >= 1, got {value}")
+    return value
+
+
+def _read_only(value: Any, params: dict) -> float:
+    return _number(value, float)
+
+
+TABLE = {
+    p.name: p
+    for p in [
+        Param("batch_size", _int_at_least(1), lambda a: a.batch_size),
+        Param("batch_size_multiplier", _multiplier, lambda a: 1),
+        Param("classes", _classes, lambda a: [], retrain=True),
+        Param("gpu", _int_at_least(0), lambda a: 0),
+        Param("image_width", _image_side, lambda a: 224, retrain=True),
+        Param("image_height", _image_side, lambda a: 224, retrain=True),
+        Param("image_num_channels", _channels, lambda a: 3, retrain=True),
+        Param("image_range_min", _read_only, lambda a: -127.0, settable=False),
+        Param("image_range_max", _read_only, lambda a: 128.0, settable=False),
+        Param("learning_rate", _float_in(0.0, None, low_open=True), lambda a: 0.001),
+        Param("momentum", _float_in(0.0, 1.0, low_open=False), lambda a: 0.9),
+        Param("weight_prior", _float_in(0.0, None, low_open=False), lambda a: 0.0),
+        Param("runtime", _choice("cpu", "gpu"), lambda a: default_runtime()),
+        Param("runtime_init", _choice("immediately"), lambda a: None, gettable=False, stored=False),
+    ]
+}
+
+# Parameters that stand for several table rows at once, set and read as a list.
+COMPOSITES = {"image_dimensions": ("image_width", "image_height", "image_num_channels")}
+
+NAMES = sorted([n for n, p in TABLE.items()] + list(COMPOSITES))
+
+
+def lookup(name: Any, *, setting: bool) -> Param:
+    """The table row for `name`, or error 7713 naming what is allowed."""
+    row = TABLE.get(name) if isinstance(name, str) else None
+    allowed = [n for n, p in TABLE.items() if (p.settable if setting else p.gettable)] + list(COMPOSITES)
+    if row is None or not (row.settable if setting else row.gettable):
+        verb = "set" if setting else "read"
+        raise errors.UnknownParamError(f"cannot {verb} parameter {name!r}; parameters that can be: {sorted(allowed)}")
+    return row
+
+
+def check(name: str, value: Any, params: dict) -> Any:
+    """The normalised value of parameter `name`, checked against the current `params` (which
+    carry the network's minimum size as '_min_size'); errors name the parameter."""
+    try:
+        return TABLE[name].check(value, params)
+    except errors.HalconError as e:
+        raise type(e)(f"{name!r} {e.message}") from None
+
+
+def defaults(arch: Architecture) -> dict:
+    return {name: p.default(arch) for name, p in TABLE.items() if p.stored}
+
+
+def validate_stored(stored: dict, arch: Architecture) -> dict:
+    """Check every value read from a model file that differs from the default through the table
+    (a crafted file gets the same errors as a bad set_dl_classifier_param)."""
+    params = defaults(arch)
+    context = {"_min_size": arch.min_size}
+    for name, value in stored.items():
+        if name not in params:
+            raise errors.ModelFileError(f"the model file names an unknown parameter {name!r}")
+        params[name] = value if value == params[name] else check(name, value, context)
+        context[name] = params[name]
+    return params

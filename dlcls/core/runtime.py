@@ -1,0 +1,33 @@
+"""Where the network runs: HALCON's `runtime` ('cpu' | 'gpu') and `gpu` index -> a torch device."""
+
+import random
+
+import numpy as np
+import torch
+
+from .. import errors
+
+
+def default_runtime() -> str:
+    """HALCON defaults to 'gpu'; on a machine without a usable CUDA device dlcls defaults to 'cpu'."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(runtime: str, gpu: int) -> torch.device:
+    if runtime == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise errors.NoGPUError("runtime 'gpu' needs a CUDA device and none is usable here; "
+                                "set_dl_classifier_param(handle, 'runtime', 'cpu') to run on the CPU")
+    count = torch.cuda.device_count()
+    if gpu >= count:
+        raise errors.GPUDeviceError(f"'gpu' is {gpu} but only {count} CUDA device(s) exist (0..{count - 1})")
+    return torch.device("cuda", gpu)
+
+
+def set_seed(seed: int) -> None:
+    """HALCON's set_system('seed_rand', seed): seeds every random source dlcls uses, so that the
+    same calls give bit-identical results on the CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

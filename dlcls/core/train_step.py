@@ -1,0 +1,57 @@
+"""The training step: one SGD update over a batch, with gradient accumulation.
+
+Shared by train_dl_classifier_batch and the Ray Train workers (where `model` is DDP-wrapped and
+each worker passes its share of the global batch).
+"""
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from .. import errors
+
+
+def make_optimizer(model: nn.Module, learning_rate: float, momentum: float, weight_prior: float) -> torch.optim.SGD:
+    # weight_decay = alpha adds alpha * w to each gradient: the gradient of alpha/2 * ||w||^2.
+    return torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_prior)
+
+
+def set_hyperparameters(optimizer: torch.optim.SGD, learning_rate: float, momentum: float, weight_prior: float):
+    for group in optimizer.param_groups:
+        group.update(lr=learning_rate, momentum=momentum, weight_decay=weight_prior)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tensor, labels: torch.Tensor,
+               micro_batch: int) -> float:
+    """One optimizer step over `images` (N x C x H x W) fed in micro-batches of `micro_batch`
+    (HALCON's batch_size; N / micro_batch is the batch_size_multiplier). Returns the loss of
+    the step: mean softmax cross-entropy + weight_prior/2 * sum of squared weights.
+
+    A non-finite loss raises before the update, so the weights stay as they were.
+    """
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    pieces = list(zip(images.split(micro_batch), labels.split(micro_batch)))
+    no_sync = getattr(model, "no_sync", nullcontext)  # DDP: all-reduce once, on the last piece
+    loss_sum = torch.zeros((), device=images.device)
+    for i, (x, y) in enumerate(pieces):
+        with no_sync() if i < len(pieces) - 1 else nullcontext():
+            loss = nn.functional.cross_entropy(model(x), y) * (len(x) / len(images))
+            loss.backward()
+        loss_sum += loss.detach()
+    loss_value = loss_sum.item() + _prior(optimizer)
+    if not torch.isfinite(torch.tensor(loss_value)):
+        optimizer.zero_grad(set_to_none=True)
+        raise errors.TrainingFailedError(
+            f"the loss became {loss_value}; lower 'learning_rate' or check the images and labels")
+    optimizer.step()
+    return loss_value
+
+
+def _prior(optimizer: torch.optim.SGD) -> float:
+    alpha = optimizer.param_groups[0]["weight_decay"]
+    if alpha == 0:
+        return 0.0
+    with torch.no_grad():
+        return 0.5 * alpha * sum(p.square().sum() for g in optimizer.param_groups for p in g["params"]).item()
