@@ -1,0 +1,1 @@
+"""The HALCON workflow procedures (HDevelop "Deep Learning / Classification")."""
