@@ -223,12 +223,12 @@ class DLClassifier(Handle):
             transform(old)
         model = _build(self.arch, self._params)
         fresh = model.state_dict()
-        keep = {k: v for k, v in old.items() if k in fresh and v.shape == fresh[k].shape
-                and not (reinit_prefix and k.startswith(reinit_prefix))}
-        model.load_state_dict(keep, strict=False)
-        lost = sorted({k.rsplit(".", 1)[0] for k in fresh if k not in keep})
+        # A layer with any tensor of a new shape starts anew as a whole (weight and bias together).
+        lost = {_layer(k) for k, v in fresh.items() if k not in old or old[k].shape != v.shape}
+        lost |= {_layer(k) for k in fresh if reinit_prefix and k.startswith(reinit_prefix)}
+        model.load_state_dict({k: v for k, v in old.items() if k in fresh and _layer(k) not in lost}, strict=False)
         if self.trained and lost:
-            warnings.warn(f"re-initialised {lost}: the network must be trained again", stacklevel=4)
+            warnings.warn(f"re-initialised {sorted(lost)}: the network must be trained again", stacklevel=4)
         self._model = model.to(self._device) if self._device is not None else model
         self._optimizer, self._optimizer_state = None, {}
 
@@ -236,6 +236,10 @@ class DLClassifier(Handle):
 def _build(arch: Architecture, values: dict) -> nn.Module:
     outputs = len(values["classes"]) or IMAGENET_CLASSES
     return create_network(arch, outputs, values["image_num_channels"], values["image_width"], values["image_height"])
+
+
+def _layer(key: str) -> str:
+    return key.rsplit(".", 1)[0]
 
 
 def _exists(uri: str) -> bool:

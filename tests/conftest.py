@@ -54,3 +54,32 @@ def s3_bucket(s3_endpoint, monkeypatch):
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).mkdir(bucket)
     return f"s3://{bucket}"
+
+
+def separable_batch(rng, n: int, classes: int = 3, size: int = 32, channels: int = 3):
+    """Real-valued images in network range whose class is where a bright square sits."""
+    import numpy as np
+
+    labels = rng.integers(0, classes, n)
+    images = rng.normal(0.0, 25.0, (n, size, size, channels)).astype(np.float32)
+    half = size // 2
+    for i, y in enumerate(labels):
+        r, c = divmod(int(y), 2)
+        images[i, r * half : r * half + half, c * half : c * half + half, :] += 90.0
+    return np.clip(images, -127, 128), labels
+
+
+@pytest.fixture
+def small_classifier():
+    """A factory for a compact network at 32x32 with three classes and a small batch."""
+    import dlcls
+
+    def make(name: str = "compact", size: int = 32, batch_size: int = 8, classes=("a", "b", "c")):
+        handle = dlcls.read_dl_classifier(name)
+        dlcls.set_dl_classifier_param(handle, "classes", list(classes))
+        dlcls.set_dl_classifier_param(handle, "image_dimensions", [size, size, 3])
+        dlcls.set_dl_classifier_param(handle, "batch_size", batch_size)
+        dlcls.set_dl_classifier_param(handle, "runtime", "cpu")
+        return handle
+
+    return make

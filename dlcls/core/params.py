@@ -51,14 +51,13 @@ def _int_at_least(low: int, error: type = errors.WrongParamValueError) -> Callab
     return check
 
 
-def _float_in(low: float, high: float | None, low_open: bool, high_open: bool = True) -> Callable:
+def _float_from(low: float, *, open_low: bool, below: float | None = None) -> Callable:
+    """A float in (low, below) or [low, below); no upper bound when `below` is None."""
     def check(value, params):
         value = _number(value, float)
-        too_low = value <= low if low_open else value < low
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high:
-            bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{')' if high_open else ']'}"
-            raise errors.WrongParamValueError(f"must lie in {bounds}, got {value}")
+        if (value <= low if open_low else value < low) or (below is not None and value >= below):
+            interval = f"{'(' if open_low else '['}{low}, {below if below is not None else 'inf'})"
+            raise errors.WrongParamValueError(f"must lie in {interval}, got {value}")
         return value
     return check
 
@@ -123,9 +122,9 @@ TABLE = {
         Param("image_num_channels", _channels, lambda a: 3, retrain=True),
         Param("image_range_min", _read_only, lambda a: -127.0, settable=False),
         Param("image_range_max", _read_only, lambda a: 128.0, settable=False),
-        Param("learning_rate", _float_in(0.0, None, low_open=True), lambda a: 0.001),
-        Param("momentum", _float_in(0.0, 1.0, low_open=False), lambda a: 0.9),
-        Param("weight_prior", _float_in(0.0, None, low_open=False), lambda a: 0.0),
+        Param("learning_rate", _float_from(0.0, open_low=True), lambda a: 0.001),
+        Param("momentum", _float_from(0.0, open_low=False, below=1.0), lambda a: 0.9),
+        Param("weight_prior", _float_from(0.0, open_low=False), lambda a: 0.0),
         Param("runtime", _choice("cpu", "gpu"), lambda a: default_runtime()),
         Param("runtime_init", _choice("immediately"), lambda a: None, gettable=False, stored=False),
     ]

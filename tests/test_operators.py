@@ -1,0 +1,203 @@
+"""The 13 operators: training, applying, results, clearing, and each HALCON error."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import separable_batch
+from PIL import Image
+from torch import nn
+
+import dlcls
+from dlcls import errors
+from dlcls.core.train_step import make_optimizer, train_step
+
+
+def test_training_learns_a_separable_task(small_classifier):
+    dlcls.set_seed(0)
+    handle = small_classifier(batch_size=16)
+    dlcls.set_dl_classifier_param(handle, "learning_rate", 0.01)
+    rng = np.random.default_rng(1)
+    losses = []
+    for _ in range(40):
+        images, labels = separable_batch(rng, 16)
+        result = dlcls.train_dl_classifier_batch(images, handle, labels)
+        losses.append(dlcls.get_dl_classifier_train_result(result, "loss"))
+    images, labels = separable_batch(rng, 300)
+    predicted = dlcls.get_dl_classifier_result(dlcls.apply_dl_classifier(images, handle), "all",
+                                               "predicted_class_indices")
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert np.mean(np.array(predicted) == labels) > 0.9  # chance is 1/3
+
+
+def test_training_takes_exactly_batch_size_times_multiplier_images(small_classifier):
+    handle = small_classifier(batch_size=4)
+    dlcls.set_dl_classifier_param(handle, "batch_size_multiplier", 2)
+    images, labels = separable_batch(np.random.default_rng(0), 8)
+    dlcls.train_dl_classifier_batch(images, handle, labels)
+    with pytest.raises(errors.BatchSizeError, match="4 \\* 2 = 8") as e:
+        dlcls.train_dl_classifier_batch(images[:4], handle, labels[:4])
+    assert e.value.code == 7800
+
+
+def test_labels_by_name_and_by_index_train_identically(small_classifier):
+    images, labels = separable_batch(np.random.default_rng(0), 8)
+    names = [["a", "b", "c"][i] for i in labels]
+    handles = []
+    for _ in range(2):
+        dlcls.set_seed(3)  # the new output layer draws from the seeded random state
+        handles.append(small_classifier())
+    dlcls.train_dl_classifier_batch(images, handles[0], labels)
+    dlcls.train_dl_classifier_batch(images, handles[1], names)
+    a, b = (h.network.state_dict() for h in handles)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("labels", [["a"] * 7 + ["z"], [0] * 7 + [3], [0] * 7 + [-1], [0] * 7, [True] * 8,
+                                    [0.0] * 8])
+def test_invalid_labels_give_7714(small_classifier, labels):
+    images, _ = separable_batch(np.random.default_rng(0), 8)
+    with pytest.raises(errors.InvalidLabelsError) as e:
+        dlcls.train_dl_classifier_batch(images, small_classifier(), labels)
+    assert e.value.code == 7714
+
+
+def test_training_and_applying_need_classes():
+    handle = dlcls.read_dl_classifier("compact")
+    with pytest.raises(errors.ClassesNotSetError, match="'classes'"):
+        dlcls.apply_dl_classifier(np.zeros((224, 224, 3), np.float32), handle)
+
+
+@pytest.mark.parametrize("image,error", [
+    (np.zeros((32, 31, 3), np.float32), errors.ImageWidthError),
+    (np.zeros((30, 32, 3), np.float32), errors.ImageHeightError),
+    (np.zeros((32, 32, 1), np.float32), errors.ChannelError),
+    (np.zeros((32, 32), np.float32), errors.ChannelError),
+    (np.zeros((32, 32, 3), np.uint8), errors.ImageTypeError),
+    (np.full((32, 32, 3), np.nan, np.float32), errors.UndefinedGrayValuesError),
+    (Image.new("RGB", (32, 32)), errors.ImageTypeError),
+    ("not an image", errors.ImageTypeError),
+    (np.zeros((2, 2, 32, 32, 3), np.float32), errors.ImageTypeError),
+])
+def test_images_outside_the_network_requirements_are_refused(small_classifier, image, error):
+    with pytest.raises(error) as e:
+        dlcls.apply_dl_classifier(image, small_classifier())
+    assert e.value.code == error.code
+    assert isinstance(e.value, TypeError if error is errors.ImageTypeError else ValueError)
+
+
+def test_accepted_image_forms_give_the_same_confidences(small_classifier):
+    handle = small_classifier()
+    dlcls.set_dl_classifier_param(handle, "image_num_channels", 1)
+    batch = np.random.default_rng(0).uniform(-127, 128, (3, 32, 32, 1)).astype(np.float32)
+    expected = dlcls.apply_dl_classifier(batch, handle).confidences
+    forms = [list(batch), [b[:, :, 0] for b in batch], [Image.fromarray(b[:, :, 0], mode="F") for b in batch],
+             [batch[:1], batch[1], batch[2].astype(np.float64)]]
+    for form in forms:
+        np.testing.assert_allclose(dlcls.apply_dl_classifier(form, handle).confidences, expected, atol=1e-6)
+
+
+def test_apply_takes_any_number_of_images_in_batch_size_chunks(small_classifier):
+    handle = small_classifier(batch_size=8)
+    images, _ = separable_batch(np.random.default_rng(0), 37)
+    together = dlcls.apply_dl_classifier(images, handle).confidences
+    one_by_one = np.concatenate([dlcls.apply_dl_classifier(i, handle).confidences for i in images])
+    assert together.shape == (37, 3)
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+
+
+def test_results_by_all_and_by_index(small_classifier):
+    images, _ = separable_batch(np.random.default_rng(0), 5)
+    result = dlcls.apply_dl_classifier(images, small_classifier())
+    get = dlcls.get_dl_classifier_result
+    top_classes, top_indices, top_conf = (get(result, "all", n) for n in
+                                          ("predicted_classes", "predicted_class_indices", "confidences"))
+    assert len(top_classes) == len(top_indices) == len(top_conf) == 5
+    for i in range(5):
+        ranked = get(result, i, "confidences")
+        assert ranked == sorted(ranked, reverse=True) and abs(sum(ranked) - 1) < 1e-5
+        assert get(result, i, "predicted_class_indices")[0] == top_indices[i]
+        assert get(result, i, "predicted_classes")[0] == top_classes[i] == ["a", "b", "c"][top_indices[i]]
+        assert sorted(get(result, i, "predicted_classes")) == ["a", "b", "c"]
+        assert ranked[0] == top_conf[i]
+    for bad_index in (5, -1, "first", 1.0):
+        with pytest.raises(errors.ResultNotAvailableError) as e:
+            get(result, bad_index, "confidences")
+        assert e.value.code == 7723
+    with pytest.raises(errors.UnknownParamError):
+        get(result, "all", "predicted_confidences")  # HALCON has no such result
+
+
+def test_train_result_gives_the_loss(small_classifier):
+    images, labels = separable_batch(np.random.default_rng(0), 8)
+    result = dlcls.train_dl_classifier_batch(images, small_classifier(), labels)
+    assert np.isfinite(dlcls.get_dl_classifier_train_result(result, "loss"))
+    with pytest.raises(errors.UnknownParamError):
+        dlcls.get_dl_classifier_train_result(result, "total_loss")
+
+
+def test_cleared_handles_cannot_be_used(small_classifier):
+    handle = small_classifier()
+    images, labels = separable_batch(np.random.default_rng(0), 8)
+    train_result = dlcls.train_dl_classifier_batch(images, handle, labels)
+    results = [dlcls.apply_dl_classifier(images, handle) for _ in range(2)]
+    dlcls.clear_dl_classifier_result(tuple(results))
+    dlcls.clear_dl_classifier_train_result(train_result)
+    dlcls.clear_dl_classifier([handle])
+    for call in [lambda: dlcls.get_dl_classifier_result(results[1], "all", "confidences"),
+                 lambda: dlcls.get_dl_classifier_train_result(train_result, "loss"),
+                 lambda: dlcls.apply_dl_classifier(images, handle),
+                 lambda: dlcls.get_dl_classifier_param(handle, "classes"),
+                 lambda: dlcls.write_dl_classifier(handle, "/tmp/never.hdl")]:
+        with pytest.raises(errors.ClearedHandleError) as e:
+            call()
+        assert e.value.code == 7901
+
+
+def test_a_handle_of_the_wrong_kind_is_refused(small_classifier):
+    handle = small_classifier()
+    result = dlcls.apply_dl_classifier(np.zeros((32, 32, 3), np.float32), handle)
+    with pytest.raises(errors.WrongHandleTypeError) as e:
+        dlcls.get_dl_classifier_param(result, "classes")
+    assert isinstance(e.value, TypeError) and e.value.code == 1201
+    with pytest.raises(errors.WrongHandleTypeError):
+        dlcls.get_dl_classifier_result(handle, "all", "confidences")
+
+
+def test_gradient_accumulation_equals_one_large_batch_without_batch_statistics():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x, y = torch.randn(8, 3, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    twin = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    twin.load_state_dict(net.state_dict())
+    loss_a = train_step(net, make_optimizer(net, 0.1, 0.9, 0.0), x, y, micro_batch=8)
+    loss_b = train_step(twin, make_optimizer(twin, 0.1, 0.9, 0.0), x, y, micro_batch=3)  # pieces of 3, 3, 2
+    assert loss_a == pytest.approx(loss_b, rel=1e-6)
+    for p, q in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_weight_prior_is_l2_regularisation_in_update_and_loss():
+    torch.manual_seed(0)
+    net = nn.Linear(4, 2)
+    w0 = net.weight.detach().clone()
+    x, y = torch.randn(6, 4), torch.tensor([0, 1, 0, 1, 0, 1])
+    alpha, lr = 0.1, 0.5
+    ce = nn.functional.cross_entropy(net(x), y)
+    grad = torch.autograd.grad(ce, net.weight)[0]
+    squares = sum(p.detach().square().sum() for p in net.parameters()).item()
+    loss = train_step(net, make_optimizer(net, lr, 0.0, alpha), x, y, micro_batch=6)
+    assert loss == pytest.approx(ce.item() + alpha / 2 * squares, rel=1e-5)
+    torch.testing.assert_close(net.weight.detach(), w0 - lr * (grad + alpha * w0))
+
+
+def test_a_diverging_step_raises_7720_and_keeps_the_weights(small_classifier):
+    handle = small_classifier()
+    dlcls.set_dl_classifier_param(handle, "learning_rate", 1e30)
+    rng = np.random.default_rng(0)
+    with pytest.raises(errors.TrainingFailedError) as e:
+        for _ in range(10):
+            before = {k: v.clone() for k, v in handle.network.named_parameters()}
+            images, labels = separable_batch(rng, 8)
+            dlcls.train_dl_classifier_batch(images, handle, labels)
+    assert e.value.code == 7720 and "learning_rate" in str(e.value)
+    assert all(torch.equal(before[k], v) for k, v in handle.network.named_parameters())
