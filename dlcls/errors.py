@@ -1,7 +1,7 @@
 """Errors with HALCON's error codes.
 
 Every error subclasses the fitting builtin (so ``except ValueError`` keeps working) and carries
-the HALCON code as ``.code``. Codes 7901-7905 are dlcls's own, for situations HALCON's error table
+the HALCON code as ``.code``. Codes 7901-7908 are dlcls's own, for situations HALCON's error table
 documents no code for (listed in the README under "Error codes").
 """
 
@@ -170,3 +170,21 @@ class WeightsMismatchError(HalconError, ValueError):
     """A weights file does not fit the architecture."""
 
     code = 7905
+
+
+class ImageDecodeError(HalconError, ValueError):
+    """dlcls's own: the bytes are not a readable image (empty, truncated, corrupt, unsupported)."""
+
+    code = 7906
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """dlcls's own: the image has more pixels than allowed (a decompression bomb or simply too large)."""
+
+    code = 7907
+
+
+class NoImagesFoundError(HalconError, FileNotFoundError):
+    """dlcls's own: the image directory does not exist or holds no image file."""
+
+    code = 7908
