@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import dlcls  # noqa: E402
 from common import interleaved, report  # noqa: E402
+
+import dlcls  # noqa: E402
 
 CASES = [("compact", 128, 32), ("resnet18", 96, 24)]  # network, image side, batch_size
 APPLY_IMAGES = 160

@@ -38,19 +38,19 @@ def _point_on_ring(rng, cx, cy, outer, inner) -> tuple[float, float]:
 
 def _scratch(image, rng, geometry):
     x, y = _point_on_ring(rng, *geometry)
-    angle, length = rng.uniform(0, np.pi), geometry[2] * rng.uniform(0.3, 0.7)
+    angle, length = rng.uniform(0, np.pi), geometry[2] * rng.uniform(0.4, 0.8)
     dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
-    ImageDraw.Draw(image).line([(x - dx, y - dy), (x + dx, y + dy)], fill=int(rng.uniform(200, 255)), width=1)
+    ImageDraw.Draw(image).line([(x - dx, y - dy), (x + dx, y + dy)], fill=int(rng.uniform(220, 255)), width=2)
     return image
 
 
 def _dent(image, rng, geometry):
     x, y = _point_on_ring(rng, *geometry)
-    radius = geometry[2] * rng.uniform(0.06, 0.14)
+    radius = geometry[2] * rng.uniform(0.1, 0.18)
     spot = Image.new("L", image.size, 0)
     ImageDraw.Draw(spot).ellipse([x - radius, y - radius * 0.7, x + radius, y + radius * 0.7], fill=255)
     spot = spot.filter(ImageFilter.GaussianBlur(radius / 3))
-    darker = Image.eval(image, lambda v: int(v * rng.uniform(0.35, 0.6)))
+    darker = Image.eval(image, lambda v: int(v * rng.uniform(0.2, 0.45)))
     return Image.composite(darker, image, spot)
 
 
@@ -60,7 +60,7 @@ def _crack(image, rng, geometry):
     radii = np.linspace(outer * 0.98, outer - (outer - inner) * rng.uniform(0.4, 0.9), 6)
     points = [(cx + r * np.cos(angle + rng.normal(0, 0.06)), cy + r * np.sin(angle + rng.normal(0, 0.06)))
               for r in radii]
-    ImageDraw.Draw(image).line(points, fill=int(rng.uniform(20, 70)), width=1)
+    ImageDraw.Draw(image).line(points, fill=int(rng.uniform(10, 50)), width=2)
     return image
 
 
@@ -69,7 +69,7 @@ def _stain(image, rng, geometry):
     radius = geometry[2] * rng.uniform(0.2, 0.35)
     blob = Image.new("L", image.size, 0)
     ImageDraw.Draw(blob).ellipse([x - radius, y - radius, x + radius, y + radius], fill=int(rng.uniform(130, 210)))
-    tinted = Image.eval(image, lambda v: int(v * 0.62 + 8))
+    tinted = Image.eval(image, lambda v: int(v * 0.5 + 5))
     return Image.composite(tinted, image, blob.filter(ImageFilter.GaussianBlur(radius / 2)))
 
 
