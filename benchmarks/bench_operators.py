@@ -67,7 +67,7 @@ def bench(name: str, side: int, batch: int) -> dict:
 
     train = report(f"{name} {side}x{side} training, batch {batch}, {torch.get_num_threads()} threads",
                    interleaved({"plain PyTorch loop": _plain_train(plain_model, x, y),
-                                "train_dl_classifier_batch": operator_train}), "plain PyTorch loop")
+                                "train_dl_classifier_batch": operator_train}, rounds=9), "plain PyTorch loop")
     many = rng.uniform(-127, 128, (APPLY_IMAGES, side, side, 3)).astype(np.float32)
     many_nchw = torch.from_numpy(many).permute(0, 3, 1, 2).contiguous()
 
@@ -77,7 +77,7 @@ def bench(name: str, side: int, batch: int) -> dict:
 
     apply = report(f"{name} {side}x{side} inference, {APPLY_IMAGES} images in batches of {batch}",
                    interleaved({"plain PyTorch loop": _plain_apply(plain_model, many_nchw, batch),
-                                "apply_dl_classifier": operator_apply}), "plain PyTorch loop")
+                                "apply_dl_classifier": operator_apply}, rounds=9), "plain PyTorch loop")
     return {"train": train["train_dl_classifier_batch"], "apply": apply["apply_dl_classifier"]}
 
 

@@ -7,13 +7,15 @@ from collections.abc import Callable
 
 def interleaved(candidates: dict[str, Callable[[], int]], rounds: int = 5, warmup: int = 1) -> dict[str, float]:
     """Items per second of each candidate (a call returns how many items it processed), as the
-    median over `rounds`, the candidates taking turns within each round."""
+    median over `rounds`, the candidates taking turns within each round (in alternating order)."""
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
     rates: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
+    names = list(candidates)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:  # alternate who goes first
+            fn = candidates[name]
             start = time.perf_counter()
             items = fn()
             rates[name].append(items / (time.perf_counter() - start))
