@@ -13,7 +13,8 @@ from . import errors
 # command -> module with add_arguments(parser) and run(args) -> int; imported only when used, so
 # `dlcls --help` stays fast and nothing heavy is loaded for a command that does not need it.
 COMMANDS = {
-    "demo": ("dlcls.demo", "generate a data set, train, evaluate and report, all on this machine"),
+    "preprocess": ("dlcls.commands.preprocess", "preprocess labelled images into Parquet shards on Ray"),
+    "demo": ("dlcls.commands.demo", "generate a data set, train, evaluate and report, all on this machine"),
 }
 
 

@@ -83,3 +83,16 @@ def small_classifier():
         return handle
 
     return make
+
+
+@pytest.fixture(scope="session")
+def ray_local(s3_endpoint):
+    """One local Ray (2 CPUs) for every Ray test. Its workers inherit the environment of this
+    process at start, so the S3 endpoint and test credentials are set before Ray starts."""
+    ray = pytest.importorskip("ray")
+    for key, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ[key] = value
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    yield ray
+    ray.shutdown()

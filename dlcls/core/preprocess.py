@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .. import errors
+from . import decode
 
 Box = tuple[int, int, int, int]
 _MISSING = object()
@@ -68,6 +69,14 @@ def to_network_bytes(image, width: int, height: int, channels: int,
     if _kind_of(image) != "byte":
         raise errors.ImageTypeError(f"to_network_bytes takes byte images, got {_describe(image)}; {_hint(image)}")
     return _to_network(image, width, height, channels, (0, 255) if contrast_normalization else None, box)
+
+
+def encoded_to_network_bytes(data: bytes, width: int, height: int, channels: int, contrast_normalization: bool = False,
+                             max_pixels: int = decode.DEFAULT_MAX_PIXELS, jpeg_draft: bool = True) -> np.ndarray:
+    """An image file's bytes -> uint8 height x width x channels: for a byte image exactly the pixels
+    preprocess_dl_classifier_images gives for that file, before the conversion to the network range."""
+    image = decode.decode_pil(data, max_pixels, (width, height) if jpeg_draft else None)
+    return np.ascontiguousarray(to_network_bytes(image, width, height, channels, contrast_normalization))
 
 
 def to_network_range(images: np.ndarray, range_min: float, range_max: float) -> np.ndarray:

@@ -10,14 +10,14 @@ import json
 import time
 from pathlib import Path
 
-from . import DLClassifier, set_seed, synthetic
-from .procedures.confusion import gen_confusion_matrix, gen_interactive_confusion_matrix
-from .procedures.dataset import read_dl_classifier_data_set, split_dl_classifier_data_set
-from .procedures.evaluate import apply_dl_classifier_batchwise, evaluate_dl_classifier
-from .procedures.image_results import get_dl_classifier_image_results
-from .procedures.plots import plot_dl_classifier_training_progress
-from .procedures.preprocess import preprocess_dl_classifier_images
-from .procedures.training import train_dl_classifier
+from .. import DLClassifier, set_seed, synthetic
+from ..procedures.confusion import gen_confusion_matrix, gen_interactive_confusion_matrix
+from ..procedures.dataset import read_dl_classifier_data_set, split_dl_classifier_data_set
+from ..procedures.evaluate import apply_dl_classifier_batchwise, evaluate_dl_classifier
+from ..procedures.image_results import get_dl_classifier_image_results
+from ..procedures.plots import plot_dl_classifier_training_progress
+from ..procedures.preprocess import preprocess_dl_classifier_images
+from ..procedures.training import train_dl_classifier
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
