@@ -4,9 +4,13 @@ S3-compatible endpoints and credentials come from the standard AWS variables
 (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...); nothing is hard-coded.
 """
 
+import contextlib
+import io
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import fsspec
 
@@ -47,28 +51,40 @@ def read_bytes(uri: str) -> bytes:
 
 def write_bytes_atomic(uri: str, data: bytes) -> None:
     """Write so that no reader ever sees a half-written file under the final name."""
+    with open_atomic(uri) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(uri: str) -> Iterator[BinaryIO]:
+    """A binary file to write whose content appears under `uri` only once the block ends without
+    an error: locally a temporary file renamed into place, on object stores a single PUT, elsewhere
+    a temporary name moved into place."""
     fs, path = filesystem(uri)
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
     if "file" in protocols:
-        _write_local(path, data)
-    elif protocols & _ATOMIC_PUT:
-        fs.pipe_file(path, data)
-    else:
-        staging = f"{path}.partial-{uuid.uuid4().hex}"
-        fs.pipe_file(staging, data)
-        fs.mv(staging, path)
+        with _local_atomic(path) as f:
+            yield f
+        return
+    buffer = io.BytesIO()
+    yield buffer
+    target = path if protocols & _ATOMIC_PUT else f"{path}.partial-{uuid.uuid4().hex}"
+    fs.pipe_file(target, buffer.getvalue())
+    if target != path:
+        fs.mv(target, path)
 
 
-def _write_local(path: str, data: bytes) -> None:
+@contextlib.contextmanager
+def _local_atomic(path: str) -> Iterator[BinaryIO]:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, staging = tempfile.mkstemp(dir=directory, prefix=".partial-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(staging, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
+        os.chmod(staging, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(staging, path)
     except BaseException:
         os.unlink(staging)

@@ -10,9 +10,8 @@ from . import storage
 
 def write_parquet(table: pa.Table, uri: str, row_group_size: int | None = None) -> None:
     """Write `table` so that no reader ever sees a half-written file under `uri`."""
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, row_group_size=row_group_size, compression="zstd")
-    storage.write_bytes_atomic(uri, buffer.getvalue())
+    with storage.open_atomic(uri) as f:
+        pq.write_table(table, f, row_group_size=row_group_size, compression="zstd")
 
 
 def read_parquet(uri: str) -> pa.Table:
