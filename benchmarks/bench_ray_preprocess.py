@@ -6,6 +6,7 @@ memory (all processes) while preprocessing many small images, to show it stays b
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import PeakMemory  # noqa: E402
+from common import PeakMemory, tree_rss_bytes  # noqa: E402
 
 CLASSES = ("a", "b", "c", "d")
 
@@ -90,10 +91,11 @@ def _case(title, paths, source, out, dims, mode, **options) -> float:
 
 def _memory(tmp: Path, count: int) -> None:
     write_files(tmp / "many", count, (28, 28), ".png", seed=1)
+    idle = tree_rss_bytes(os.getpid())
     with PeakMemory() as peak:
         rate, manifest = pipeline(tmp / "many", tmp / "out-many", [28, 28, 1])
-    print(f"\n{manifest['listed']} 28x28 PNG files: {rate:.0f} img/s; peak resident memory of driver and all "
-          f"Ray processes {peak.peak / 2**30:.2f} GiB")
+    print(f"\n{manifest['listed']} 28x28 PNG files: {rate:.0f} img/s; resident memory of the driver and all Ray "
+          f"processes: {idle / 2**30:.2f} GiB before, peak {peak.peak / 2**30:.2f} GiB during the run")
 
 
 if __name__ == "__main__":

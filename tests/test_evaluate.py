@@ -218,6 +218,19 @@ def test_batchwise_apply_reads_files_through_load(handle, tmp_path):
     assert predicted == apply_dl_classifier_batchwise(images, handle)[1]
 
 
+def test_batchwise_apply_reads_and_preprocesses_image_files(handle, tmp_path):
+    from PIL import Image
+
+    files = []
+    for i in range(5):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (30, 20, 3), dtype=np.uint8)).save(files[-1])
+    _, predicted, confidences = apply_dl_classifier_batchwise(files, handle)
+    expected = dlcls.apply_dl_classifier(dlcls.preprocess_dl_classifier_images(files, handle), handle)
+    assert [p[0] for p in predicted] == expected.get("all", "predicted_classes")
+    assert [c[0] for c in confidences] == expected.get("all", "confidences")
+
+
 @pytest.mark.parametrize("bad, error", [
     (network_images(2, size=17), errors.ImageWidthError),
     (np.zeros((2, 17, 16, 3), np.float32), errors.ImageHeightError),
@@ -239,7 +252,7 @@ def test_batchwise_apply_input_errors(handle):
         apply_dl_classifier_batchwise([], handle)
     with pytest.raises(errors.WrongParamValueError, match="no images"):
         apply_dl_classifier_batchwise([], handle, load=np.stack)
-    with pytest.raises(errors.WrongParamValueError, match="no `load`"):
+    with pytest.raises(errors.ModelFileNotFoundError, match="a.png"):  # files without `load` are read
         apply_dl_classifier_batchwise(["a.png", "b.png"], handle)
     with pytest.raises(errors.WrongHandleTypeError):
         apply_dl_classifier_batchwise(network_images(2), "not a handle")

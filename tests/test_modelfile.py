@@ -169,3 +169,20 @@ def test_missing_local_file_is_5200(tmp_path):
     assert e.value.code == 5200
     with pytest.raises(FileNotFoundError):
         storage.read_bytes(str(tmp_path))
+
+
+def test_every_header_length_reads_back(small_classifier):
+    """A safetensors header length whose low byte is 0x80 must not be taken for a pickle."""
+    handle = small_classifier(classes=("a", "b"))
+    for extra in range(0, 320, 7):
+        dlcls.set_dl_classifier_param(handle, "classes", ["a", "b" + "x" * extra])
+        copy = dlcls.deserialize_dl_classifier(dlcls.serialize_dl_classifier(handle))
+        assert dlcls.get_dl_classifier_param(copy, "classes")[1] == "b" + "x" * extra
+
+
+@pytest.mark.parametrize("change", [lambda d: d.update(params=[1]), lambda d: d.update(architecture=["x"]),
+                                    lambda d: d.update(params="batch_size")])
+def test_a_description_of_the_wrong_shape_is_a_model_file_error(small_classifier, change):
+    data = _rewrite_description(dlcls.serialize_dl_classifier(small_classifier()), change)
+    with pytest.raises(errors.ModelFileError, match="damaged description"):
+        dlcls.deserialize_dl_classifier(data)

@@ -201,3 +201,9 @@ def test_a_diverging_step_raises_7720_and_keeps_the_weights(small_classifier):
             dlcls.train_dl_classifier_batch(images, handle, labels)
     assert e.value.code == 7720 and "learning_rate" in str(e.value)
     assert all(torch.equal(before[k], v) for k, v in handle.network.named_parameters())
+
+
+def test_a_batch_of_one_image_at_the_minimum_size_gives_a_clear_error(small_classifier):
+    handle = small_classifier(size=15, batch_size=1)
+    with pytest.raises(errors.TrainingFailedError, match="batch_size >= 2"):
+        dlcls.train_dl_classifier_batch(np.zeros((1, 15, 15, 3), np.float32), handle, [0])

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from conftest import separable_batch
 from PIL import Image
 
@@ -88,3 +89,29 @@ def test_demo_runs_end_to_end_at_small_size(tmp_path, capsys):
         assert (work / name).stat().st_size > 0 and str(work / name) in out
     assert dlcls.get_dl_classifier_param(dlcls.read_dl_classifier(str(work / "model_final.hdl")), "classes") == [
         "crack", "dent", "good", "scratch", "stain"]
+
+
+def test_set_seed_makes_procedures_without_a_seed_reproducible():
+    files, labels = [f"{i}.png" for i in range(40)], ["a", "b"] * 20
+    images = np.random.default_rng(0).uniform(-127, 128, (6, 16, 16, 3)).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        dlcls.set_seed(5)
+        split = dlcls.split_dl_classifier_data_set(files, labels, 50, 25)
+        augmented = dlcls.augment_images(images, ["augmentation_percentage", "rotate_range", "mirror"],
+                                         [100, 30, "rc"])
+        runs.append((split, augmented))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
+
+
+def test_training_is_reproducible_whatever_the_callers_random_state(small_classifier):
+    states = []
+    images, labels = separable_batch(np.random.default_rng(0), 32, size=48)
+    for outside_seed in (1, 2):
+        dlcls.set_seed(0)
+        handle = small_classifier("enhanced", size=48, batch_size=8)  # enhanced: dropout draws random numbers
+        torch.manual_seed(outside_seed)
+        dlcls.train_dl_classifier(handle, images, labels, images[:8], labels[:8], 1, seed=3, progress=False)
+        states.append(handle.network.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -35,7 +35,7 @@ def loads(data: bytes, source: str = "<bytes>") -> tuple[dict, dict, dict]:
     """(description, model state, optimizer state) of a model file's bytes; clear errors for
     anything else, and never any unpickling."""
     data = bytes(data)
-    if data.startswith(_PICKLE_MAGIC):
+    if _is_pickle(data):
         raise errors.UnsafeFileError(
             f"{source} is a pickle/torch.save file, which can run code when loaded; dlcls refuses it. "
             "Model files come from write_dl_classifier; to import torchvision weights see the README")
@@ -49,24 +49,36 @@ def loads(data: bytes, source: str = "<bytes>") -> tuple[dict, dict, dict]:
     return description, model, optimizer
 
 
+def _is_safetensors(data: bytes) -> bool:
+    """A safetensors file starts with the length of its JSON header, then the header's '{'."""
+    return len(data) >= 9 and struct.unpack("<Q", data[:8])[0] <= len(data) - 8 and data[8:9] == b"{"
+
+
+def _is_pickle(data: bytes) -> bool:
+    # Checked only when the bytes are no safetensors file: a header length can start with 0x80 too.
+    return not _is_safetensors(data) and data.startswith(_PICKLE_MAGIC)
+
+
 def _description(data: bytes, source: str) -> dict:
     if len(data) < 8:
         raise errors.ModelFileError(f"{source} is too short to be a model file ({len(data)} bytes)")
-    (length,) = struct.unpack("<Q", data[:8])
-    if length > len(data) - 8 or data[8:9] != b"{":
+    if not _is_safetensors(data):
         raise errors.ModelFileError(f"{source} is not a dlcls model file (no safetensors header) or is truncated")
+    (length,) = struct.unpack("<Q", data[:8])
     try:
         header = json.loads(data[8 : 8 + length])
         description = json.loads(header["__metadata__"]["dlcls"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise errors.ModelFileError(
             f"{source} is a safetensors file but not a dlcls model file; to use it as pretrained "
             "weights see the README (DLCLS_WEIGHTS_<NAME>)") from None
     if not isinstance(description, dict) or description.get("format") != FORMAT:
-        raise errors.ModelFileError(f"{source} is not a dlcls model file (format {description.get('format')!r})")
+        raise errors.ModelFileError(f"{source} is not a dlcls model file (no dlcls description of format {FORMAT!r})")
     if description.get("version") != VERSION:
         raise errors.ModelFileError(f"{source} has model-file version {description.get('version')}; "
                                     f"this dlcls reads version {VERSION}: upgrade dlcls")
+    if not isinstance(description.get("architecture"), str) or not isinstance(description.get("params"), dict):
+        raise errors.ModelFileError(f"{source} has a damaged description (architecture or params of the wrong kind)")
     return description
 
 
@@ -74,7 +86,7 @@ def load_weights_file(data: bytes, source: str) -> dict[str, torch.Tensor]:
     """A state dict from a weights file: safetensors (a dlcls model file included), or a
     torch.save state dict such as torchvision's, read with torch's weights-only loader, which
     refuses anything but tensors and plain containers."""
-    if data.startswith(_PICKLE_MAGIC):
+    if _is_pickle(data):
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:  # the unpickler's errors are many and unrelated types

@@ -1,8 +1,9 @@
 """The classifier parameters of HALCON, as one table.
 
 Each row says how a value is checked and normalised, its default, whether it can be set and read,
-and whether changing it invalidates (part of) the trained weights. The classifier applies the
-rows when a parameter is set, read, written or read back from a file.
+and whether it is stored in the model file. The classifier applies the rows when a parameter is
+set, read, written or read back from a file; what a change does to the network (a new output
+layer, layers whose shape follows the image size) is its own table of effects.
 """
 
 import math
@@ -22,7 +23,6 @@ class Param:
     default: Callable[[Architecture], Any]
     settable: bool = True
     gettable: bool = True
-    retrain: bool = False  # True: a change re-initialises weights, the network must be retrained
     stored: bool = True  # part of the model file
 
 
@@ -99,13 +99,6 @@ def _choice(*allowed: str) -> Callable:
     return check
 
 
-def _multiplier(value: Any, params: dict) -> int:
-    value = _number(value, int)
-    if value < 1:
-        raise errors.BatchMultiplierError(f"must be >= 1, got {value}")
-    return value
-
-
 def _read_only(value: Any, params: dict) -> float:
     return _number(value, float)
 
@@ -114,12 +107,12 @@ TABLE = {
     p.name: p
     for p in [
         Param("batch_size", _int_at_least(1), lambda a: a.batch_size),
-        Param("batch_size_multiplier", _multiplier, lambda a: 1),
-        Param("classes", _classes, lambda a: [], retrain=True),
+        Param("batch_size_multiplier", _int_at_least(1, errors.BatchMultiplierError), lambda a: 1),
+        Param("classes", _classes, lambda a: []),
         Param("gpu", _int_at_least(0), lambda a: 0),
-        Param("image_width", _image_side, lambda a: 224, retrain=True),
-        Param("image_height", _image_side, lambda a: 224, retrain=True),
-        Param("image_num_channels", _channels, lambda a: 3, retrain=True),
+        Param("image_width", _image_side, lambda a: 224),
+        Param("image_height", _image_side, lambda a: 224),
+        Param("image_num_channels", _channels, lambda a: 3),
         Param("image_range_min", _read_only, lambda a: -127.0, settable=False),
         Param("image_range_max", _read_only, lambda a: 128.0, settable=False),
         Param("learning_rate", _float_from(0.0, open_low=True), lambda a: 0.001),

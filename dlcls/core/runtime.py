@@ -31,3 +31,13 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def python_rng(seed: int | None) -> random.Random:
+    """A generator for `seed`; with None one seeded from the global state, so set_seed decides."""
+    return random.Random(random.getrandbits(64) if seed is None else seed)
+
+
+def numpy_rng(seed) -> np.random.Generator:
+    """A generator for `seed` (an int or a Generator); with None one seeded from the global state."""
+    return np.random.default_rng(np.random.randint(2**63 - 1, dtype=np.int64) if seed is None else seed)

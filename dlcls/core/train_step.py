@@ -37,7 +37,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tenso
     loss_sum = torch.zeros((), device=images.device)
     for i, (x, y) in enumerate(pieces):
         with no_sync() if i < len(pieces) - 1 else nullcontext():
-            loss = nn.functional.cross_entropy(model(x), y) * (len(x) / len(images))
+            loss = nn.functional.cross_entropy(_forward(model, x), y) * (len(x) / len(images))
             loss.backward()
         loss_sum += loss.detach()
     loss_value = loss_sum.item() + _prior(optimizer)
@@ -47,6 +47,15 @@ def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tenso
             f"the loss became {loss_value}; lower 'learning_rate' or check the images and labels")
     optimizer.step()
     return loss_value
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    try:
+        return model(x)
+    except ValueError as e:  # batch norm refuses a batch with a single value per channel
+        raise errors.TrainingFailedError(
+            f"the training step failed ({e}): batch normalisation needs more than one value per channel; "
+            "use batch_size >= 2 or larger images") from None
 
 
 def _prior(optimizer: torch.optim.SGD) -> float:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from .. import errors
 from ..core.preprocess import resize
+from ..core.runtime import numpy_rng
 from .genparams import GenParam, parse
 
 Limits = tuple[float, float]  # (range_min, range_max) of the network
@@ -47,7 +48,7 @@ def augment_images(images, gen_param_name=(), gen_param_value=(), seed=None, *,
     if not enabled:
         return images
     batch = _image_list(images)
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     count = math.ceil(settings["augmentation_percentage"] / 100 * len(batch))
     plan = dict(zip(rng.permutation(len(batch))[:count].tolist(), (rng.random(count) * len(enabled)).astype(int)))
     out = list(batch)

@@ -9,7 +9,8 @@ import base64
 import html
 import io
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -264,10 +265,18 @@ def _figure(item, i: int, size: int, embed: bool) -> str:
     if source:
         body = f"<img src='{source}' alt='{name}'>"
     elif display.is_uri(item) and urlsplit(str(item)).scheme.lower() not in _UNSAFE_SCHEMES:
-        body = f"<a href='{name}'>{name}</a>"
+        body = f"<a href='{html.escape(_href(item))}'>{name}</a>"
     else:
         body = "<span>(no thumbnail)</span>"
     return f"<figure data-index='{i}'>{body}<figcaption>{i}: {name}</figcaption></figure>"
+
+
+def _href(item) -> str:
+    """A link target that works from wherever the page is opened: local paths as absolute file://
+    URIs, other URLs percent-quoted (so '#', '?' and '%' in names survive)."""
+    if "://" not in str(item):
+        return Path(item).resolve().as_uri()
+    return quote(str(item), safe=":/")
 
 
 def _thumbnail(item, size: int) -> str | None:

@@ -1,14 +1,13 @@
 """The data-set procedures: read_dl_classifier_data_set, split_dl_classifier_data_set,
 select_percentage_dl_classifier_data.
 
-Randomness comes from random.Random(seed): the same seed gives the same split (HALCON draws from
-its global 'seed_rand'; seed=None draws fresh entropy).
+Randomness comes from random.Random(seed): the same seed gives the same split. seed=None draws
+from the global state, which dlcls.set_seed sets (HALCON's 'seed_rand').
 """
 
 import math
 import numbers
 import os
-import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 
@@ -16,6 +15,7 @@ import fsspec
 
 from .. import errors
 from ..core import storage
+from ..core.runtime import python_rng
 
 # HALCON's default image extensions, in its order, less those Pillow cannot read (hobj, ima, xwd).
 EXTENSIONS = ("bmp", "jpg", "png", "tiff", "tif", "gif", "jpeg", "pcx", "pgm", "ppm", "pbm", "pnm")
@@ -65,7 +65,7 @@ def split_dl_classifier_data_set(image_files, labels, training_percent, validati
     vp = _percent(validation_percent, "ValidationPercent")
     if tp + vp > 100:
         raise errors.WrongParamValueError(f"TrainingPercent + ValidationPercent = {tp + vp} exceeds 100; lower them")
-    rng = random.Random(seed)
+    rng = python_rng(seed)
     subsets: tuple[list, list, list] = ([], [], [])
     for members in _by_class(pairs):
         rng.shuffle(members)
@@ -88,7 +88,7 @@ def select_percentage_dl_classifier_data(image_files, labels, select_percentage,
         raise errors.WrongParamValueError(f"SelectPercentage must lie in [0, 100], got {p}")
     if p == 100:
         return [f for f, _ in pairs], [label for _, label in pairs]
-    rng = random.Random(seed)
+    rng = python_rng(seed)
     kept = []
     for members in _by_class(pairs):
         rng.shuffle(members)

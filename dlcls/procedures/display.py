@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .. import errors
-from ..core import storage
+from ..core import decode, storage
 
 NETWORK_RANGE = (-127.0, 128.0)  # HALCON's image_range_min/max of every built-in network
 
@@ -37,12 +37,12 @@ def to_uint8(image, image_range=NETWORK_RANGE) -> np.ndarray:
 
 
 def to_pil(item, image_range=NETWORK_RANGE) -> Image.Image:
-    """An image array, or a file path/URL read through fsspec, as an 'L' or 'RGB' PIL image."""
+    """An image array, or a file path/URL read through fsspec and decoded with the limits and
+    conversions of core.decode, as an 'L' or 'RGB' PIL image."""
     if not is_uri(item):
         return Image.fromarray(to_uint8(item, image_range))
-    image = Image.open(io.BytesIO(storage.read_bytes(item)))
-    image.load()
-    return image if image.mode in ("L", "RGB") else image.convert("RGB")
+    image = decode.decode_pil(storage.read_bytes(item))
+    return image if image.mode in ("L", "RGB") else Image.fromarray(to_uint8(np.asarray(image), image_range))
 
 
 def new_figure(width: float, height: float) -> Figure:

@@ -1,6 +1,7 @@
 """apply_dl_classifier_batchwise and evaluate_dl_classifier: classify a data set chunk by chunk
 and measure the result (top-K error, precision, recall, F-score, confusion matrices)."""
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from ..core import metrics
 from ..operators import apply_dl_classifier, get_dl_classifier_param
 from ..results import DLClassifierResult
 from .genparams import as_list
+from .preprocess import preprocess_dl_classifier_images
 
 _REQUIREMENTS = "Images need to fulfill the network requirements, please provide preprocessed images"
 _IMAGE_ERRORS = (errors.ImageWidthError, errors.ImageHeightError, errors.ChannelError, errors.ImageTypeError,
@@ -23,11 +25,14 @@ _TOPK = re.compile(r"top([0-9]+)_error")
 # -- apply_dl_classifier_batchwise ----------------------------------------------------------
 
 def apply_dl_classifier_batchwise(images_or_files, handle, load: Callable | None = None):
-    """Classify preprocessed images, or files that `load` turns into preprocessed images (a list
-    of paths -> N x H x W x C float array, e.g. reading and preprocess_dl_classifier_images), in
-    chunks of batch_size. Returns (one result handle per chunk, per image the classes by
-    descending confidence, per image the confidences in that order)."""
+    """Classify preprocessed images, or image files, in chunks of batch_size. Files are read and
+    preprocessed chunk by chunk with preprocess_dl_classifier_images, or with `load` (a list of
+    paths -> N x H x W x C float array) when given. Returns (one result handle per chunk, per image
+    the classes by descending confidence, per image the confidences in that order)."""
     size = get_dl_classifier_param(handle, "batch_size")
+    listed = images_or_files if isinstance(images_or_files, (list, tuple)) else [images_or_files]
+    if load is None and any(_is_path(item) for item in listed):
+        load = functools.partial(_preprocess, handle=handle)
     results = [_apply(start, batch, handle) for start, batch in _batches(images_or_files, size, load)]
     ranked = [(r.get(i, "predicted_classes"), r.get(i, "confidences")) for r in results for i in range(len(r))]
     return results, [classes for classes, _ in ranked], [confidences for _, confidences in ranked]
@@ -54,12 +59,11 @@ def _loaded(load: Callable, files: list) -> list:
 def _items(images_or_files, load: Callable | None) -> list:
     if load is not None:
         return [images_or_files] if _is_path(images_or_files) else list(images_or_files)
-    listed = images_or_files if isinstance(images_or_files, (list, tuple)) else [images_or_files]
-    if any(_is_path(item) for item in listed):
-        raise errors.WrongParamValueError(
-            "got file paths but no `load`: pass preprocessed images, or load=<a function from a list of paths "
-            "to preprocessed images> (reading the files and calling preprocess_dl_classifier_images)")
     return img.image_list(images_or_files)
+
+
+def _preprocess(files: list, handle):
+    return preprocess_dl_classifier_images(files, handle)
 
 
 def _is_path(item) -> bool:

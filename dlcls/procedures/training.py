@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .. import errors
 from ..classifier import DLClassifier
-from ..core.metrics import topk_error
+from ..core import storage
 from .augment import augment_images
 from .dataset import select_percentage_dl_classifier_data
+from .evaluate import apply_dl_classifier_batchwise
 from .preprocess import preprocess_dl_classifier_images
 
 
@@ -45,11 +47,12 @@ def learning_rate_at(epoch: int, initial: float, epochs: int, strategy: str = "s
     return initial * step_factor ** (epoch // step_epochs) if step_epochs > 0 else initial
 
 
-def top1_error(handle: DLClassifier, images, labels, batch: int) -> float:
-    """Top-1 error of `handle` on images (preprocessed arrays or files), applied chunk by chunk."""
-    confidences = np.concatenate([handle.apply(_load(images[i:i + batch], handle)).confidences
-                                  for i in range(0, len(images), batch)])
-    return topk_error(handle.label_indices(labels, len(labels)), confidences, 1)
+def top1_error(handle: DLClassifier, images, labels) -> float:
+    """Top-1 error of `handle` on preprocessed images or image files."""
+    _, ranked, _ = apply_dl_classifier_batchwise(images, handle)
+    predicted = [r[0] for r in ranked]
+    return float(np.mean(np.array(handle.label_indices(predicted, len(predicted))) !=
+                         np.array(handle.label_indices(labels, len(labels)))))
 
 
 def train_dl_classifier(handle: DLClassifier, train_images, train_labels, validation_images, validation_labels,
@@ -59,37 +62,52 @@ def train_dl_classifier(handle: DLClassifier, train_images, train_labels, valida
                         progress: bool = True) -> TrainingHistory:
     """Train for `epochs` epochs. Images are preprocessed float arrays (N x H x W x C) or image
     files (paths/URLs, preprocessed batch by batch); labels are class names or indices.
-    `augmentation`: augment_images parameters, e.g. {'mirror': 'rc'}. `best_model`: where to
-    write the model whenever the validation error reaches a new best (<=, as HALCON)."""
-    _check_sets(train_images, train_labels, validation_images, validation_labels, epochs)
-    rng = np.random.default_rng(seed)
+    `augmentation`: augment_images parameters, e.g. {'mirror': 'rc'}. `strategy` 'step' multiplies
+    the learning rate by `step_factor` every `step_epochs` epochs, 'cosine' anneals it. `best_model`:
+    where to write the model whenever the validation error reaches a new best (<=, as HALCON).
+    `seed` decides shuffling, augmentation and dropout; the caller's random state is left as it was."""
+    _check_sets(train_images, train_labels, validation_images, validation_labels, epochs, step_factor)
     step = handle.get_param("batch_size") * handle.get_param("batch_size_multiplier")
     if len(train_images) < step:
         raise errors.BatchSizeError(f"{len(train_images)} training images are fewer than one batch of {step}; "
                                     "lower batch_size or batch_size_multiplier")
     subset, subset_labels = select_percentage_dl_classifier_data(
         list(range(len(train_images))), list(train_labels), training_error_percent, seed=seed)
-    initial_rate, history, best = handle.get_param("learning_rate"), TrainingHistory(), None
-    for epoch in range(epochs):
-        rate = learning_rate_at(epoch, initial_rate, epochs, strategy, step_epochs, step_factor)
-        handle.set_param("learning_rate", rate)
-        start, losses = time.perf_counter(), _epoch(handle, train_images, train_labels, step, augmentation, rng)
-        speed = len(losses) * step / (time.perf_counter() - start)
-        apply_batch = handle.get_param("batch_size")
-        train_error = top1_error(handle, _take(train_images, subset), subset_labels, apply_batch)
-        val_error = top1_error(handle, validation_images, validation_labels, apply_batch)
-        _record(history, epoch + 1, float(np.mean(losses)), train_error, val_error, rate, speed)
-        if val_error <= history.best_validation_error:
-            history.best_epoch, history.best_validation_error = epoch + 1, val_error
-            best = handle.to_bytes(include_optimizer=False)
-            if best_model:
-                handle.write(best_model, include_optimizer=False)
-        if progress:
-            _print_progress(history, epochs)
+    initial_rate, history, rng = handle.get_param("learning_rate"), TrainingHistory(), np.random.default_rng(seed)
+    best = None
+    with torch.random.fork_rng(devices=_cuda_devices()):
+        torch.manual_seed(seed)
+        for epoch in range(epochs):
+            rate = learning_rate_at(epoch, initial_rate, epochs, strategy, step_epochs, step_factor)
+            handle.set_param("learning_rate", rate)
+            start, losses = time.perf_counter(), _epoch(handle, train_images, train_labels, step, augmentation, rng)
+            speed = len(losses) * step / (time.perf_counter() - start)
+            train_error = top1_error(handle, _take(train_images, subset), subset_labels)
+            _record(history, epoch + 1, float(np.mean(losses)), train_error,
+                    top1_error(handle, validation_images, validation_labels), rate, speed)
+            best = _keep_best(handle, history, best_model) or best
+            if progress:
+                _print_progress(history, epochs)
     handle.set_param("learning_rate", initial_rate)
     if restore_best and best is not None:
-        _restore(handle, best)
+        handle.network.load_state_dict(DLClassifier.from_bytes(best).network.state_dict())
     return history
+
+
+def _keep_best(handle: DLClassifier, history: TrainingHistory, best_model: str | None) -> bytes | None:
+    """The model's bytes when this epoch's validation error is a new best (<=, as HALCON), written
+    to `best_model` when given; else None."""
+    if history.validation_errors[-1] > history.best_validation_error:
+        return None
+    history.best_epoch, history.best_validation_error = history.epochs[-1], history.validation_errors[-1]
+    data = handle.to_bytes(include_optimizer=False)
+    if best_model:
+        storage.write_bytes_atomic(best_model, data)
+    return data
+
+
+def _cuda_devices() -> list[int]:
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 def _epoch(handle, images, labels, step: int, augmentation: dict | None, rng) -> list[float]:
@@ -128,11 +146,6 @@ def _record(history: TrainingHistory, epoch, loss, train_error, val_error, rate,
     history.images_per_second.append(speed)
 
 
-def _restore(handle: DLClassifier, data: bytes) -> None:
-    best = DLClassifier.from_bytes(data)
-    handle.network.load_state_dict(best.network.state_dict())
-
-
 def _print_progress(history: TrainingHistory, epochs: int) -> None:
     done = history.epochs[-1]
     bar = "#" * (20 * done // epochs)
@@ -143,10 +156,12 @@ def _print_progress(history: TrainingHistory, epochs: int) -> None:
 
 
 def _check_sets(train_images: Sequence, train_labels: Sequence, validation_images: Sequence,
-                validation_labels: Sequence, epochs: int) -> None:
+                validation_labels: Sequence, epochs: int, step_factor: float) -> None:
     if len(train_images) != len(train_labels) or len(validation_images) != len(validation_labels):
         raise errors.WrongParamValueError("give one label per image, for the training and the validation set")
     if not len(train_images) or not len(validation_images):
         raise errors.WrongParamValueError("the training and the validation set must not be empty")
     if not isinstance(epochs, int) or epochs < 1:
         raise errors.WrongParamValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not step_factor > 0:
+        raise errors.WrongParamValueError(f"step_factor must be > 0, got {step_factor!r}")
