@@ -367,7 +367,7 @@ def test_progress_plot_content(tmp_path):
     assert right.yaxis.get_major_formatter()(1e-3).replace("\u2212", "-") == "1.0e-03"  # matplotlib's minus sign
     assert best_validation(validation) == 3  # lowest, last occurrence
     summary = figure.texts[0].get_text()
-    for expected in ["10.00 % (epoch 2.00)", "15.00 %", "1.0e-05", "2.50 of 4"]:
+    for expected in ["10.00 % (epoch 2)", "15.00 %", "1.0e-05", "2.5 of 4"]:
         assert expected in summary
 
 

@@ -128,10 +128,10 @@ def _summary(epochs: list[float], training: list[float], validation: list[float]
     rows = []
     if validation:
         best = best_validation(validation)
-        rows.append(("Best validation error:", f"{validation[best]:.2f} % (epoch {epochs[best]:.2f})"))
+        rows.append(("Best validation error:", f"{validation[best]:.2f} % (epoch {epochs[best]:g})"))
         if training:
             rows.append(("Training error at that epoch:", f"{training[best]:.2f} %"))
     if rates:
         rows.append(("Current learning rate:", f"{rates[-1]:.1e}"))
-    rows.append(("Current epoch:", f"{epochs[-1]:.2f} of {last:g}"))
+    rows.append(("Current epoch:", f"{epochs[-1]:g} of {last:g}"))
     return "\n".join(f"{label:<30}{value}" for label, value in rows)
