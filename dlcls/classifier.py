@@ -39,7 +39,7 @@ class DLClassifier(Handle):
     def read(cls, uri: str) -> "DLClassifier":
         """A model file (local path or fsspec URL) or a built-in network by HALCON or short name."""
         arch = find_architecture(uri)
-        if arch is not None and not _exists(uri):
+        if arch is not None and not storage.exists(uri):
             model, origin = builtin_network(arch)
             return cls(arch, params.defaults(arch), model, trained=False, origin=origin)
         return cls.from_bytes(storage.read_bytes(uri), source=str(uri))
@@ -120,7 +120,7 @@ class DLClassifier(Handle):
         img.check_images(images, *self.geometry)
         targets = torch.as_tensor(self.label_indices(labels, len(images)))
         device = self._runtime()
-        optimizer = self._training_optimizer()
+        optimizer = self.optimizer()
         loss = train_step(self._model, optimizer, img.to_tensor(images).to(device), targets.to(device),
                           self._params["batch_size"])
         self.trained = True
@@ -197,7 +197,9 @@ class DLClassifier(Handle):
             raise errors.DeviceOutOfMemoryError(
                 f"batch_size {self._params['batch_size']} does not fit on {device}; lower 'batch_size'") from None
 
-    def _training_optimizer(self) -> torch.optim.SGD:
+    def optimizer(self) -> torch.optim.SGD:
+        """The SGD optimizer of the network, with the current hyper-parameters and the momentum
+        read from the model file (created on first use)."""
         hyper = [self._params[n] for n in ("learning_rate", "momentum", "weight_prior")]
         if self._optimizer is None:
             self._optimizer = make_optimizer(self._model, *hyper)
@@ -240,11 +242,6 @@ def _build(arch: Architecture, values: dict) -> nn.Module:
 
 def _layer(key: str) -> str:
     return key.rsplit(".", 1)[0]
-
-
-def _exists(uri: str) -> bool:
-    fs, path = storage.filesystem(uri)
-    return fs.exists(path)
 
 
 def _classes_changed(clf: DLClassifier, old: list) -> None:

@@ -14,6 +14,7 @@ from . import errors
 # `dlcls --help` stays fast and nothing heavy is loaded for a command that does not need it.
 COMMANDS = {
     "preprocess": ("dlcls.commands.preprocess", "preprocess labelled images into Parquet shards on Ray"),
+    "train": ("dlcls.commands.train", "train data-parallel with Ray Train, checkpointed and resumable"),
     "demo": ("dlcls.commands.demo", "generate a data set, train, evaluate and report, all on this machine"),
 }
 

@@ -39,6 +39,16 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
                           "for s3:// run: pip install 'dlcls[s3]'") from e
 
 
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return "file" in protocols
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.exists(path)
+
+
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:
@@ -62,7 +72,7 @@ def open_atomic(uri: str) -> Iterator[BinaryIO]:
     a temporary name moved into place."""
     fs, path = filesystem(uri)
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if "file" in protocols:
+    if is_local(fs):
         with _local_atomic(path) as f:
             yield f
         return

@@ -23,10 +23,11 @@ def set_hyperparameters(optimizer: torch.optim.SGD, learning_rate: float, moment
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tensor, labels: torch.Tensor,
-               micro_batch: int) -> float:
+               micro_batch: int, scale: float = 1.0) -> float:
     """One optimizer step over `images` (N x C x H x W) fed in micro-batches of `micro_batch`
     (HALCON's batch_size; N / micro_batch is the batch_size_multiplier). Returns the loss of
-    the step: mean softmax cross-entropy + weight_prior/2 * sum of squared weights.
+    the step: mean softmax cross-entropy + weight_prior/2 * sum of squared weights. `scale`
+    weighs this process's gradient (DDP workers with unequal shares of a step).
 
     A non-finite loss raises before the update, so the weights stay as they were.
     """
@@ -38,7 +39,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tenso
     for i, (x, y) in enumerate(pieces):
         with no_sync() if i < len(pieces) - 1 else nullcontext():
             loss = nn.functional.cross_entropy(_forward(model, x), y) * (len(x) / len(images))
-            loss.backward()
+            (loss * scale if scale != 1.0 else loss).backward()
         loss_sum += loss.detach()
     loss_value = loss_sum.item() + _prior(optimizer)
     if not torch.isfinite(torch.tensor(loss_value)):

@@ -132,8 +132,7 @@ def _list_images(image_directory) -> list[tuple[str, str]]:
 def _find(fs: fsspec.AbstractFileSystem, root: str) -> Iterator[str]:
     """Every file below `root`: on object stores in one listing request (not one per file or
     folder); locally with os.walk, which unlike fsspec follows links, as HALCON does."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if "file" not in protocols:
+    if not storage.is_local(fs):
         yield from fs.find(root, withdirs=False)
         return
     seen = set()

@@ -71,7 +71,17 @@ def preprocess_shard(listing_uri: str, shard: int, output: str, geometry: Geomet
     """Preprocess the files of row group `shard` of the listing; write the shard; return a summary
     with the rows' (label, split) counts and the errors, never raising for a bad file."""
     rows = tables.parquet_file(listing_uri).read_row_group(shard).to_pylist()
-    images, kept, failures = [], [], []
+    kept, images, failures = prepare_rows(rows, geometry)
+    tables.write_parquet(_shard_table(kept, images, geometry), f"{output}/shards/{shard_name(shard)}")
+    counts = Counter((r["label"], r["split"]) for r in kept)
+    return {"shard": shard, "rows": len(kept), "errors": failures,
+            "counts": [[label, split, n] for (label, split), n in sorted(counts.items())]}
+
+
+def prepare_rows(rows: list[dict], geometry: Geometry) -> tuple[list[dict], list[np.ndarray], list[dict]]:
+    """The listing rows whose files could be read and preprocessed, their network bytes, and an
+    error row (path, stage, error) for every other file; shared with the batch jobs (ray.batch)."""
+    kept, images, failures = [], [], []
     for start in range(0, len(rows), _FETCH_CHUNK):
         chunk = rows[start:start + _FETCH_CHUNK]
         for row, data in zip(chunk, _fetch([r["path"] for r in chunk])):
@@ -81,10 +91,7 @@ def preprocess_shard(listing_uri: str, shard: int, output: str, geometry: Geomet
             else:
                 images.append(image)
                 kept.append(row)
-    tables.write_parquet(_shard_table(kept, images, geometry), f"{output}/shards/{shard_name(shard)}")
-    counts = Counter((r["label"], r["split"]) for r in kept)
-    return {"shard": shard, "rows": len(kept), "errors": failures,
-            "counts": [[label, split, n] for (label, split), n in sorted(counts.items())]}
+    return kept, images, failures
 
 
 def shard_name(shard: int) -> str:

@@ -1,0 +1,153 @@
+"""Data-parallel training on a real local Ray: learning, S3 checkpoints, determinism, a killed
+worker, a resumed driver, two nodes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from conftest import separable_batch
+from PIL import Image
+
+import dlcls
+from dlcls.core import storage
+from dlcls.core.preprocess import to_network_range
+from dlcls.ray.data import images_of, preprocess
+from dlcls.ray.train import train
+from dlcls.ray.train_loop import Schedule, shares
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS = {"batch_size": 8, "learning_rate": 0.02}
+SCHEDULE = dict(epochs=4, seed=11, augmentation={"mirror": "r"})
+
+
+@pytest.fixture(scope="module")
+def shards(ray_local, tmp_path_factory):
+    """Preprocessed shards of a separable 3-class set (a bright square in one quadrant)."""
+    root = tmp_path_factory.mktemp("train-data")
+    images, labels = separable_batch(np.random.default_rng(5), 200)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = root / "images" / ["left", "right", "bottom"][label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(image + 127, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    preprocess(str(root / "images"), str(root / "shards"), "compact", image_dimensions=[32, 32, 3],
+               rows_per_shard=32, seed=1)
+    return str(root / "shards")
+
+
+def _weights(uri: str) -> dict:
+    return dlcls.read_dl_classifier(uri).network.state_dict()
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_shares_of_a_step_always_add_up_to_the_batch():
+    assert shares(32, 2) == [16, 16]
+    assert shares(10, 3) == [4, 3, 3]
+    assert all(sum(shares(b, n)) == b for b in range(1, 40) for n in range(1, 6))
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run-a")
+    lines = []
+    result = train(shards, "compact", str(out / "model.hdl"), Schedule(**SCHEDULE), workers=2, params=PARAMS,
+                   progress=lines.append)
+    return result, lines
+
+
+def test_two_workers_learn_and_write_every_output(two_worker_run, shards):
+    result, lines = two_worker_run
+    history = result["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and [h["epoch"] for h in lines] == [1, 2, 3, 4]
+    assert all(h["workers"] == 2 for h in history)
+    assert min(h["validation_error"] for h in history) <= 0.1  # chance is 2/3
+    outputs = result["outputs"]
+    metrics = pq.read_table(outputs["metrics"]).to_pylist()
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    assert Image.open(outputs["plot"]).size[0] > 0
+    assert result["best"]["epoch"] == min(range(4), key=lambda i: (history[i]["validation_error"], -i)) + 1
+    # the model file reads back and gives the validation error the workers measured
+    handle = dlcls.read_dl_classifier(outputs["model"])
+    table = pq.read_table(f"{shards}/shards")
+    validation = table.filter(pq.ParquetDataset(f"{shards}/shards").read().column("split").to_numpy() == "validation")
+    manifest = json.loads(Path(shards, "manifest.json").read_text())
+    images = to_network_range(images_of(validation.column("image"), manifest["image"]), -127, 128)
+    predicted = np.array(dlcls.apply_dl_classifier(images, handle).get("all", "predicted_class_indices"))
+    measured = np.mean(predicted != validation.column("label_index").to_numpy())
+    assert measured == pytest.approx(history[-1]["validation_error"])
+
+
+def test_same_seed_same_model_and_a_killed_worker_loses_no_epoch(two_worker_run, shards, tmp_path):
+    marker = tmp_path / "killed"
+    schedule = Schedule(**SCHEDULE, fail_once_at_epoch=2, fail_marker=str(marker))
+    result = train(shards, "compact", str(tmp_path / "model.hdl"), schedule, workers=2, params=PARAMS)
+    assert marker.exists()  # a worker process really died
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]
+    # resumed from the checkpoint of epoch 2, the run ends exactly where the uninterrupted one did
+    assert _same(_weights(result["outputs"]["model"]), _weights(two_worker_run[0]["outputs"]["model"]))
+
+
+def test_one_worker_reaches_the_validation_error_of_two(two_worker_run, shards, tmp_path):
+    result = train(shards, "compact", str(tmp_path / "model.hdl"), Schedule(**SCHEDULE), workers=1, params=PARAMS)
+    assert all(h["workers"] == 1 for h in result["history"])
+    best_one, best_two = (min(h["validation_error"] for h in r["history"]) for r in (result, two_worker_run[0]))
+    assert abs(best_one - best_two) <= 0.1
+
+
+def test_checkpoints_and_model_on_s3_and_a_stopped_driver_resumes(shards, s3_bucket, tmp_path):
+    out, storage_uri = f"{s3_bucket}/models/model.hdl", f"{s3_bucket}/runs"
+    command = [sys.executable, "-m", "dlcls.cli", "train", shards, "--out", out, "--storage", storage_uri,
+               "--run-name", "nightly", "--epochs", "4", "--batch-size", "8", "--learning-rate", "0.02",
+               "--seed", "11", "--augment", "mirror", "r", "--num-cpus", "2"]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 240
+    while not storage.exists(f"{storage_uri}/nightly/epoch-0001/state.json") and time.monotonic() < deadline:
+        assert driver.poll() is None, "the training driver ended early"
+        time.sleep(1)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver (and the local Ray it started) dies mid-run
+    driver.wait()
+    lines = []
+    result = train(shards, "compact", out, Schedule(**SCHEDULE), workers=2, params=PARAMS, run_name="nightly",
+                   storage_uri=storage_uri, progress=lines.append)
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]
+    assert lines and lines[0]["epoch"] >= 2  # epoch 1 came from the killed run's checkpoint
+    for name in ("model", "best", "metrics", "plot"):
+        assert storage.exists(result["outputs"][name]), name
+    assert dlcls.get_dl_classifier_param(dlcls.read_dl_classifier(out), "classes") == ["bottom", "left", "right"]
+
+
+MULTI_NODE = """
+import json, sys
+import ray
+from ray.cluster_utils import Cluster
+from dlcls.ray.train import train
+from dlcls.ray.train_loop import Schedule
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address, log_to_driver=False)
+result = train(sys.argv[1], "compact", sys.argv[2], Schedule(epochs=1, seed=3), workers=2, cpus_per_worker=1,
+               params={"batch_size": 8})
+print(json.dumps(result["history"][-1]))
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+def test_training_across_two_ray_nodes(shards, tmp_path):
+    out = subprocess.run([sys.executable, "-c", MULTI_NODE, shards, str(tmp_path / "model.hdl")], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["workers"] == 2 and record["nodes"] == 2
