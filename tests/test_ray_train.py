@@ -24,15 +24,15 @@ from dlcls.ray.train import train
 from dlcls.ray.train_loop import Schedule, shares
 
 ROOT = Path(__file__).resolve().parent.parent
-PARAMS = {"batch_size": 8, "learning_rate": 0.02}
-SCHEDULE = dict(epochs=4, seed=11, augmentation={"mirror": "r"})
+PARAMS = {"batch_size": 16, "learning_rate": 0.01}
+SCHEDULE = dict(epochs=3, seed=11, augmentation={"brightness_variation": 10})  # keeps where the square is
 
 
 @pytest.fixture(scope="module")
 def shards(ray_local, tmp_path_factory):
     """Preprocessed shards of a separable 3-class set (a bright square in one quadrant)."""
     root = tmp_path_factory.mktemp("train-data")
-    images, labels = separable_batch(np.random.default_rng(5), 200)
+    images, labels = separable_batch(np.random.default_rng(5), 300)
     for i, (image, label) in enumerate(zip(images, labels)):
         folder = root / "images" / ["left", "right", "bottom"][label]
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,6 +40,11 @@ def shards(ray_local, tmp_path_factory):
     preprocess(str(root / "images"), str(root / "shards"), "compact", image_dimensions=[32, 32, 3],
                rows_per_shard=32, seed=1)
     return str(root / "shards")
+
+
+def _without_ray_address() -> dict:
+    """The environment for a subprocess that starts a Ray of its own."""
+    return {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
 
 
 def _weights(uri: str) -> dict:
@@ -68,14 +73,14 @@ def two_worker_run(shards, tmp_path_factory):
 def test_two_workers_learn_and_write_every_output(two_worker_run, shards):
     result, lines = two_worker_run
     history = result["history"]
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and [h["epoch"] for h in lines] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in history] == [1, 2, 3] and [h["epoch"] for h in lines] == [1, 2, 3]
     assert all(h["workers"] == 2 for h in history)
-    assert min(h["validation_error"] for h in history) <= 0.1  # chance is 2/3
+    assert min(h["validation_error"] for h in history) <= 0.05  # chance is 2/3
     outputs = result["outputs"]
     metrics = pq.read_table(outputs["metrics"]).to_pylist()
-    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
     assert Image.open(outputs["plot"]).size[0] > 0
-    assert result["best"]["epoch"] == min(range(4), key=lambda i: (history[i]["validation_error"], -i)) + 1
+    assert result["best"]["epoch"] == min(range(3), key=lambda i: (history[i]["validation_error"], -i)) + 1
     # the model file reads back and gives the validation error the workers measured
     handle = dlcls.read_dl_classifier(outputs["model"])
     table = pq.read_table(f"{shards}/shards")
@@ -92,7 +97,7 @@ def test_same_seed_same_model_and_a_killed_worker_loses_no_epoch(two_worker_run,
     schedule = Schedule(**SCHEDULE, fail_once_at_epoch=2, fail_marker=str(marker))
     result = train(shards, "compact", str(tmp_path / "model.hdl"), schedule, workers=2, params=PARAMS)
     assert marker.exists()  # a worker process really died
-    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
     # resumed from the checkpoint of epoch 2, the run ends exactly where the uninterrupted one did
     assert _same(_weights(result["outputs"]["model"]), _weights(two_worker_run[0]["outputs"]["model"]))
 
@@ -101,26 +106,28 @@ def test_one_worker_reaches_the_validation_error_of_two(two_worker_run, shards, 
     result = train(shards, "compact", str(tmp_path / "model.hdl"), Schedule(**SCHEDULE), workers=1, params=PARAMS)
     assert all(h["workers"] == 1 for h in result["history"])
     best_one, best_two = (min(h["validation_error"] for h in r["history"]) for r in (result, two_worker_run[0]))
-    assert abs(best_one - best_two) <= 0.1
+    assert abs(best_one - best_two) <= 0.05
 
 
-def test_checkpoints_and_model_on_s3_and_a_stopped_driver_resumes(shards, s3_bucket, tmp_path):
+def test_checkpoints_and_model_on_s3_and_a_stopped_driver_resumes(ray_local, shards, s3_bucket, tmp_path):
     out, storage_uri = f"{s3_bucket}/models/model.hdl", f"{s3_bucket}/runs"
     command = [sys.executable, "-m", "dlcls.cli", "train", shards, "--out", out, "--storage", storage_uri,
-               "--run-name", "nightly", "--epochs", "4", "--batch-size", "8", "--learning-rate", "0.02",
-               "--seed", "11", "--augment", "mirror", "r", "--num-cpus", "2"]
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                              env={**os.environ, "RAY_ADDRESS": ""})
+               "--run-name", "nightly", "--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01",
+               "--seed", "11", "--augment", "brightness_variation", "10",
+               "--address", ray_local.get_runtime_context().gcs_address]
+    # A second driver on the test's Ray: when it dies, Ray ends its job (trainer, workers) with it.
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     while not storage.exists(f"{storage_uri}/nightly/epoch-0001/state.json") and time.monotonic() < deadline:
         assert driver.poll() is None, "the training driver ended early"
         time.sleep(1)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver (and the local Ray it started) dies mid-run
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver dies mid-run; the cluster stays
     driver.wait()
+    time.sleep(5)  # Ray notices the dead driver and ends its job
     lines = []
     result = train(shards, "compact", out, Schedule(**SCHEDULE), workers=2, params=PARAMS, run_name="nightly",
                    storage_uri=storage_uri, progress=lines.append)
-    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
     assert lines and lines[0]["epoch"] >= 2  # epoch 1 came from the killed run's checkpoint
     for name in ("model", "best", "metrics", "plot"):
         assert storage.exists(result["outputs"][name]), name
@@ -138,7 +145,7 @@ cluster.add_node(num_cpus=1)
 cluster.add_node(num_cpus=1)
 ray.init(address=cluster.address, log_to_driver=False)
 result = train(sys.argv[1], "compact", sys.argv[2], Schedule(epochs=1, seed=3), workers=2, cpus_per_worker=1,
-               params={"batch_size": 8})
+               params={"batch_size": 16})
 print(json.dumps(result["history"][-1]))
 ray.shutdown()
 cluster.shutdown()
@@ -147,7 +154,7 @@ cluster.shutdown()
 
 def test_training_across_two_ray_nodes(shards, tmp_path):
     out = subprocess.run([sys.executable, "-c", MULTI_NODE, shards, str(tmp_path / "model.hdl")], capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+                         text=True, timeout=300, env=_without_ray_address())
     assert out.returncode == 0, out.stderr[-3000:]
     record = json.loads(out.stdout.strip().splitlines()[-1])
     assert record["workers"] == 2 and record["nodes"] == 2

@@ -27,7 +27,6 @@ Memory: the driver holds the listing only while writing it, then shard indices; 
 actor call holds one shard; Ray Data's backpressure bounds the shards in flight.
 """
 
-import contextlib
 import hashlib
 import json
 import math
@@ -46,19 +45,22 @@ from .. import errors
 from ..classifier import DLClassifier
 from ..core import images as img
 from ..core import metrics, storage, tables
-from ..core.decode import DEFAULT_MAX_PIXELS
 from ..core.predict import predict, ranking
 from ..core.preprocess import to_network_range
-from ..procedures.confusion import gen_confusion_matrix, gen_interactive_confusion_matrix, \
-    write_confusion_matrix_parquet
+from ..procedures.confusion import (
+    gen_confusion_matrix,
+    gen_interactive_confusion_matrix,
+    write_confusion_matrix_parquet,
+)
 from ..procedures.dataset import read_dl_classifier_data_set
 from .data import MANIFEST_FORMAT, Geometry, images_of, prepare_rows
 from .session import require_ray
 
 PART = re.compile(r"part-([0-9]+)\.parquet")
 ERRORS_SCHEMA = pa.schema([("path", pa.string()), ("stage", pa.string()), ("error", pa.string())])
-_LOADED = pa.schema([("shard", pa.int64()), ("paths", pa.list_(pa.string())), ("labels", pa.list_(pa.string())),
-                     ("images", pa.large_binary()), ("errors", pa.string())])
+# The load stage's output: one row per shard (the images as one buffer, uint8 N x H x W x C).
+_LOADED = pa.schema([("shard", pa.int64()), ("listed", pa.int64()), ("paths", pa.list_(pa.string())),
+                     ("labels", pa.list_(pa.string())), ("images", pa.large_binary()), ("errors", pa.string())])
 
 
 def part_name(shard: int) -> str:
@@ -67,30 +69,30 @@ def part_name(shard: int) -> str:
 
 @dataclass(frozen=True)
 class Model:
-    """The model file's bytes (what every actor loads), its id and the handle read from them."""
+    """A trained model file: its URI, id (sha256 of its bytes) and the handle read from them."""
 
     uri: str
-    data: bytes
     id: str
     handle: DLClassifier
 
     @classmethod
-    def read(cls, uri: str) -> "Model":
+    def read(cls, uri: str, expected_id: str | None = None) -> "Model":
         try:
             data = storage.read_bytes(uri)
-            handle = DLClassifier.from_bytes(data, source=str(uri))
-        except FileNotFoundError:  # a built-in network name: its bytes are those it would be written as
-            handle = DLClassifier.read(uri)
-            data = handle.to_bytes(include_optimizer=False)
-        if not handle.get_param("classes"):
-            raise errors.ClassesNotSetError(f"{uri} has no classes: classify with a trained model file (from dlcls "
-                                            "train, train_dl_classifier or write_dl_classifier)")
-        return cls(str(uri), data, hashlib.sha256(data).hexdigest(), handle)
+        except FileNotFoundError:
+            raise errors.ModelFileNotFoundError(f"no model file at {uri!r}: classify and evaluate take a trained "
+                                                "model file (from dlcls train or write_dl_classifier)") from None
+        model = cls(str(uri), hashlib.sha256(data).hexdigest(), DLClassifier.from_bytes(data, source=str(uri)))
+        if expected_id not in (None, model.id):
+            raise errors.ModelFileError(f"{uri} changed while the job ran; run the same command again")
+        if not model.handle.get_param("classes"):
+            raise errors.ClassesNotSetError(f"{uri} has no classes: set them and train the model first")
+        return model
 
 
 @dataclass(frozen=True)
 class Job:
-    """What every task and actor needs to know; JSON-able, stored (with the plan) in job.json."""
+    """What every task and actor needs to know, made from the plan and the model."""
 
     root: str  # where listing.parquet, job.json, predictions/ and errors/ go
     kind: str  # 'images' | 'shards'
@@ -109,23 +111,20 @@ class Job:
 
 # -- the plan: what an output holds, fixed by the first run ------------------------------------
 
-def plan(command: str, model: Model, source: str, root: str, settings: dict) -> dict:
+def make_plan(command: str, model: Model, source: str, root: str, settings: dict) -> dict:
     """The run's plan: read from ROOT/job.json when an earlier run wrote it (then it must be for the
     same command, input, model and settings), else made by listing the input and written there."""
     key = {"command": command, "input": str(source), "model_id": model.id, **settings}
-    try:
-        stored = json.loads(storage.read_bytes(f"{root}/job.json"))
-    except FileNotFoundError:
-        stored = None
+    stored = _read_json(f"{root}/job.json")
     if stored is not None:
-        if stored["key"] != key:
-            changed = sorted(k for k in key.keys() | stored["key"].keys() if key.get(k) != stored["key"].get(k))
+        changed = sorted(k for k in key.keys() | stored["key"].keys() if key.get(k) != stored["key"].get(k))
+        if changed:
             raise errors.WrongParamValueError(
                 f"{root} holds a {stored['key']['command']} run with other settings (changed: {', '.join(changed)}); "
                 "re-run with the same ones to complete it, or choose another --out")
         return stored
     manifest = shards_manifest(source)
-    made = _plan_shards(source, manifest, model, settings) if manifest else _plan_images(source, root, settings)
+    made = _planshards(source, manifest, model, settings) if manifest else _planimages(source, root, settings)
     if command == "evaluate":
         check_labels(made, model.handle.get_param("classes"), source)
     made = {"key": key, **made}
@@ -135,14 +134,18 @@ def plan(command: str, model: Model, source: str, root: str, settings: dict) -> 
 
 def shards_manifest(source: str) -> dict | None:
     """The manifest of `dlcls preprocess` shards at `source`, or None when it is not such an output."""
+    manifest = _read_json(f"{str(source).rstrip('/')}/manifest.json")
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT else None
+
+
+def _read_json(uri: str):
     try:
-        manifest = json.loads(storage.read_bytes(f"{str(source).rstrip('/')}/manifest.json"))
-    except (FileNotFoundError, ValueError):
+        return json.loads(storage.read_bytes(uri))
+    except FileNotFoundError:
         return None
-    return manifest if manifest.get("format") == MANIFEST_FORMAT else None
 
 
-def _plan_images(source: str, root: str, settings: dict) -> dict:
+def _planimages(source: str, root: str, settings: dict) -> dict:
     """List once; the listing (path, label) goes to ROOT/listing.parquet, one row group per shard."""
     files, labels, _, _ = read_dl_classifier_data_set(source, settings["label_source"] or [])
     listing = pa.table({"path": files, **({"label": labels} if settings["label_source"] else {})})
@@ -155,7 +158,7 @@ def _plan_images(source: str, root: str, settings: dict) -> dict:
             "listed": len(files), "labels": counts, "image": None}
 
 
-def _plan_shards(source: str, manifest: dict, model: Model, settings: dict) -> dict:
+def _planshards(source: str, manifest: dict, model: Model, settings: dict) -> dict:
     image = manifest["image"]
     have, want = [image["width"], image["height"], image["channels"]], list(model.handle.geometry)
     if have != want:
@@ -171,14 +174,14 @@ def _plan_shards(source: str, manifest: dict, model: Model, settings: dict) -> d
             "labels": {c: n for c, n in counts.items() if n}, "image": image}
 
 
-def check_labels(plan_: dict, classes: list[str], source: str) -> None:
+def check_labels(plan: dict, classes: list[str], source: str) -> None:
     """Evaluation needs labels that are the model's classes, and images of every class (as
     evaluate_dl_classifier does); checked before any image is read."""
-    unknown = sorted(set(plan_["labels"]) - set(classes))
+    unknown = sorted(set(plan["labels"]) - set(classes))
     if unknown:
         raise errors.InvalidLabelsError(f"{source} holds labels {unknown} that are not classes of the model "
-                                        f"{classes}; evaluate with the model trained on them, or another --label-source")
-    missing = [c for c in classes if not plan_["labels"].get(c)]
+                                        f"{classes}; evaluate the model trained on them, or use another --label-source")
+    missing = [c for c in classes if not plan["labels"].get(c)]
     if missing:
         raise errors.WrongParamValueError(f"{source} holds no images of the classes {missing}; evaluation needs "
                                           "every class of the model (choose another --split or more data)")
@@ -186,23 +189,35 @@ def check_labels(plan_: dict, classes: list[str], source: str) -> None:
 
 # -- the pipeline ------------------------------------------------------------------------------
 
-def run_shards(job: Job, shards: int, model: Model, actors: int | None = None, actor_cpus: float = 1.0,
+def run_shards(job: Job, shards: int, model: Model, actors: int | None = None,
                parallelism: int | None = None) -> list[int]:
-    """Compute every shard without a predictions part; returns the shards computed."""
+    """Compute every shard without a predictions part; returns the shards computed. `actors`:
+    model replicas (see _predict_stage); `parallelism` caps the load tasks at once."""
     ray = require_ray()
     missing = sorted(set(range(shards)) - done_shards(job.root))
-    if not missing:
-        return []
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    with _pipeline_context(ray):
+    if missing:
+        stage, use_gpu = _predict_stage(ray, actors)
         ray.data.from_items([{"shard": i} for i in missing], override_num_blocks=len(missing)).map_batches(
             _load_task, fn_args=(job,), batch_size=1, num_cpus=1, compute=ray.data.TaskPoolStrategy(size=parallelism),
         ).map_batches(
-            Predictor, fn_constructor_args=(job, model.data, gpus > 0, 1 if gpus else max(1, round(actor_cpus))),
-            batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors or max(gpus, 1)),
-            num_gpus=1 if gpus else 0, num_cpus=1 if gpus else actor_cpus,
-        ).take_all()
+            Predictor, fn_constructor_args=(job, model.uri, use_gpu), batch_size=1, batch_format="pyarrow", **stage,
+        ).take_all()  # one small summary row per shard
     return missing
+
+
+def _predict_stage(ray, actors: int | None) -> tuple[dict, bool]:
+    """The actor pool's resources. GPU actors hold a GPU each (one actor per GPU by default). CPU
+    actors reserve no CPU and run one thread: they share the cores with the load tasks, which
+    can then run on every CPU, so all cores stay busy whichever stage is slower at the moment
+    (see benchmarks/bench_classify.py); one actor per 4 CPUs by default. Either way the two
+    stages' resources differ, which keeps Ray Data from fusing the load tasks into the actors
+    (it fuses maps with equal resources), where decoding would run on the actors alone."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        return dict(compute=ray.data.ActorPoolStrategy(size=actors or gpus), num_gpus=1, num_cpus=1), True
+    size = actors or max(1, int(resources.get("CPU", 1)) // 4)
+    return dict(compute=ray.data.ActorPoolStrategy(size=size), num_cpus=0), False
 
 
 def done_shards(root: str) -> set[int]:
@@ -216,37 +231,28 @@ def done_shards(root: str) -> set[int]:
     return {int(m.group(1)) for name in names if (m := PART.fullmatch(name.rsplit("/", 1)[-1]))}
 
 
-@contextlib.contextmanager
-def _pipeline_context(ray):
-    """One progress bar for the whole pipeline instead of one per operator."""
-    context = ray.data.DataContext.get_current()
-    before, context.enable_operator_progress_bars = context.enable_operator_progress_bars, False
-    try:
-        yield
-    finally:
-        context.enable_operator_progress_bars = before
-
-
 def _load_task(batch: dict, job: Job) -> pa.Table:
     shard = int(batch["shard"][0])
-    paths, labels, images, failures = _LOADERS[job.kind](job, shard)
-    return pa.Table.from_pylist([{"shard": shard, "paths": paths, "labels": labels if job.labelled else None,
-                                  "images": images.tobytes(), "errors": json.dumps(failures)}], schema=_LOADED)
+    loaded = _LOADERS[job.kind](job, shard)
+    return pa.Table.from_pylist([{**loaded, "shard": shard, "labels": loaded["labels"] if job.labelled else None,
+                                  "images": loaded["images"].tobytes(), "errors": json.dumps(loaded["errors"])}],
+                                schema=_LOADED)
 
 
-def _load_images(job: Job, shard: int) -> tuple[list, list, np.ndarray, list]:
+def _load_images(job: Job, shard: int) -> dict:
     rows = tables.parquet_file(job.inputs[0]).read_row_group(shard).to_pylist()
     kept, images, failures = prepare_rows(rows, job.geometry)
-    stacked = np.stack(images) if images else _no_images(job.geometry)
-    return [r["path"] for r in kept], [r.get("label") for r in kept], stacked, failures
+    return {"listed": len(rows), "paths": [r["path"] for r in kept], "labels": [r.get("label") for r in kept],
+            "images": np.stack(images) if images else _no_images(job.geometry), "errors": failures}
 
 
-def _load_shard(job: Job, shard: int) -> tuple[list, list, np.ndarray, list]:
+def _load_shard(job: Job, shard: int) -> dict:
     table = tables.read_parquet(job.inputs[shard])
     if job.split is not None:
         table = table.filter(pc.equal(table["split"], job.split))
     images = images_of(table["image"], asdict(job.geometry)) if table.num_rows else _no_images(job.geometry)
-    return table["path"].to_pylist(), table["label"].to_pylist(), images, []
+    return {"listed": table.num_rows, "paths": table["path"].to_pylist(), "labels": table["label"].to_pylist(),
+            "images": images, "errors": []}
 
 
 def _no_images(g: Geometry) -> np.ndarray:
@@ -259,10 +265,9 @@ _LOADERS = {"images": _load_images, "shards": _load_shard}
 class Predictor:
     """An actor of the predict stage: the model is loaded once, then each call takes one shard."""
 
-    def __init__(self, job: Job, model_data: bytes, use_gpu: bool, threads: int):
-        # Ray runs an actor with OMP_NUM_THREADS=1 unless it holds whole CPUs; use what it holds.
-        torch.set_num_threads(threads)
-        handle = DLClassifier.from_bytes(model_data)
+    def __init__(self, job: Job, model_uri: str, use_gpu: bool):
+        torch.set_num_threads(1)  # as Ray's OMP_NUM_THREADS=1: one thread per actor (see _predict_stage)
+        handle = Model.read(model_uri, job.model_id).handle
         handle.set_param("runtime", "gpu" if use_gpu else "cpu")  # Ray shows a GPU actor only its own GPU
         self.job, self.network, self.device = job, handle.network, handle.device
 
@@ -271,9 +276,9 @@ class Predictor:
         job, g = self.job, self.job.geometry
         images = np.frombuffer(row["images"], np.uint8).reshape(-1, g.height, g.width, g.channels)
         confidences = self.confidences(images)
-        failures = json.loads(row["errors"])
-        write_shard(job, row["shard"], row["paths"], row["labels"], confidences, failures)
-        return pa.table({"shard": [row["shard"]], "rows": [len(images)], "errors": [len(failures)]})
+        summary = write_shard(job, row["shard"], row["listed"], row["paths"], row["labels"], confidences,
+                              json.loads(row["errors"]))
+        return pa.Table.from_pylist([summary])
 
     def confidences(self, images: np.ndarray) -> np.ndarray:
         """uint8 N x H x W x C -> N x classes, batch by batch as apply_dl_classifier computes them."""
@@ -283,17 +288,17 @@ class Predictor:
         return np.concatenate(batches) if batches else np.empty((0, len(self.job.classes)), np.float32)
 
 
-def write_shard(job: Job, shard: int, paths: list, labels: list | None, confidences: np.ndarray,
-                failures: list[dict]) -> None:
-    """The shard's errors part, then its predictions part: the latter's presence marks the shard done.
-    Both are written atomically under names fixed by the shard, so running this twice is harmless."""
+def write_shard(job: Job, shard: int, listed: int, paths: list, labels: list | None, confidences: np.ndarray,
+                failures: list[dict]) -> dict:
+    """The shard's errors part, then its predictions part, whose presence marks the shard done and
+    whose footer holds the summary (returned). Both are written atomically under names fixed by the
+    shard: a second run of the same shard (a retry, a resumed job) replaces them with equal files."""
     tables.write_parquet(pa.Table.from_pylist(failures, schema=ERRORS_SCHEMA), job.part("errors", shard))
-    table = prediction_table(paths, confidences, job.classes, job.top_k, job.model_id,
-                             labels if job.labelled else None)
-    summary = {"shard": shard, "listed": len(paths) + len(failures), "rows": len(paths), "errors": len(failures),
-               "model_id": job.model_id}
+    table = prediction_table(paths, confidences, job.classes, job.top_k, job.model_id, labels)
+    summary = {"shard": shard, "listed": listed, "rows": len(paths), "errors": len(failures), "model_id": job.model_id}
     tables.write_parquet(table.replace_schema_metadata({"dlcls.part": json.dumps(summary)}),
                          job.part("predictions", shard))
+    return summary
 
 
 def prediction_table(paths: list[str], confidences: np.ndarray, classes: list[str], top_k: int, model_id: str,
@@ -327,8 +332,7 @@ def prediction_table(paths: list[str], confidences: np.ndarray, classes: list[st
 def part_summaries(job: Job, shards: int, listed: int) -> list[dict]:
     """Every part's footer summary, checked: all shards there, rows + errors = listed, one model."""
     uris = [job.part("predictions", i) for i in range(shards)]
-    with ThreadPoolExecutor(16) as pool:  # footers only: small reads, concurrent on object stores
-        summaries = list(pool.map(_footer, uris))
+    summaries = _each(_footer, uris)
     for i, s in enumerate(summaries):
         if s is None or s["rows"] + s["errors"] != s["listed"] or s["model_id"] != job.model_id:
             raise RuntimeError(f"{uris[i]} is missing or does not match the input; run the same command again "
@@ -338,6 +342,12 @@ def part_summaries(job: Job, shards: int, listed: int) -> list[dict]:
         raise RuntimeError(f"{listed} inputs were listed but the parts under {job.root} account for {total}; "
                            "the output is incomplete: run the same command again")
     return summaries
+
+
+def _each(read, uris: list[str]) -> list:
+    """read(uri) for every uri, 16 at a time: object stores answer many small requests in parallel."""
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(read, uris))
 
 
 def _footer(uri: str) -> dict | None:
@@ -358,14 +368,14 @@ def classify(model_uri: str, source: str, output: str, *, split: str | None = No
     rows, or those of `split`) into OUTPUT/predictions/part-NNNNN.parquet and errors/part-NNNNN.parquet
     on the running Ray (see session.ray_session). A re-run with the same output completes an
     interrupted one. Writes OUTPUT/manifest.json last and returns it. `options`: batch_size (default
-    the model's), actors, actor_cpus, parallelism, max_pixels, contrast_normalization."""
+    the model's), actors, parallelism, max_pixels, contrast_normalization."""
     started, output = time.perf_counter(), str(output).rstrip("/")
     model = Model.read(model_uri)
-    job, plan_, computed = _predict("classify", model, source, output, dict(
+    job, plan, computed = _predict("classify", model, source, output, dict(
         label_source=None, split=split, top_k=top_k, rows_per_shard=rows_per_shard), options)
-    summaries = part_summaries(job, plan_["shards"], plan_["listed"])
-    manifest = {**_manifest("dlcls-predictions", model, source, output, plan_, summaries, computed),
-                "tables": {t: [f"{t}/{part_name(i)}" for i in range(plan_["shards"])] for t in ("predictions", "errors")}}
+    summaries = part_summaries(job, plan["shards"], plan["listed"])
+    parts = {t: [f"{t}/{part_name(i)}" for i in range(plan["shards"])] for t in ("predictions", "errors")}
+    manifest = {**_manifest("dlcls-predictions", model, source, output, plan, summaries, computed), "tables": parts}
     return _finish(manifest, output, started)
 
 
@@ -379,15 +389,15 @@ def evaluate(model_uri: str, data: str, output: str, *, label_source: str = "las
     returns it; `options` as for classify."""
     started, output = time.perf_counter(), str(output).rstrip("/")
     model = Model.read(model_uri)
-    job, plan_, computed = _predict("evaluate", model, data, f"{output}/parts", dict(
+    job, plan, computed = _predict("evaluate", model, data, f"{output}/parts", dict(
         label_source=label_source, split=split, top_k=top_k, rows_per_shard=rows_per_shard), options)
-    summaries = part_summaries(job, plan_["shards"], plan_["listed"])
-    predictions = _concat(job, "predictions", plan_["shards"])
-    tables.write_parquet(_concat(job, "errors", plan_["shards"]), f"{output}/errors.parquet")
+    summaries = part_summaries(job, plan["shards"], plan["listed"])
+    predictions = _concat(job, "predictions", plan["shards"])
+    tables.write_parquet(_concat(job, "errors", plan["shards"]), f"{output}/errors.parquet")
     if predictions.num_rows == 0:
         raise errors.NoImagesFoundError(f"no image of {data} could be read; see {output}/errors.parquet")
     figures = publish_evaluation(predictions, job.classes, output)
-    manifest = {**_manifest("dlcls-evaluation", model, data, output, plan_, summaries, computed),
+    manifest = {**_manifest("dlcls-evaluation", model, data, output, plan, summaries, computed),
                 "metrics": figures, "outputs": list(EVALUATION_OUTPUTS)}
     return _finish(manifest, output, started)
 
@@ -396,25 +406,25 @@ def _predict(command: str, model: Model, source: str, root: str, settings: dict,
     geometry_options = {k: options.pop(k) for k in ("max_pixels", "contrast_normalization") if k in options}
     batch_size = options.pop("batch_size", None) or model.handle.get_param("batch_size")
     geometry = Geometry.of(model.handle, **geometry_options)
-    plan_ = plan(command, model, source, root, {**settings, **asdict(geometry)})
-    job = Job(root, plan_["kind"], plan_["inputs"], geometry, model.handle.get_param("classes"), model.id,
-              settings["split"] if plan_["kind"] == "shards" else None, command == "evaluate", settings["top_k"],
+    plan = make_plan(command, model, source, root, {**settings, **asdict(geometry)})
+    job = Job(root, plan["kind"], plan["inputs"], geometry, model.handle.get_param("classes"), model.id,
+              settings["split"] if plan["kind"] == "shards" else None, command == "evaluate", settings["top_k"],
               batch_size)
-    return job, plan_, run_shards(job, plan_["shards"], model, **options)
+    return job, plan, run_shards(job, plan["shards"], model, **options)
 
 
 def _concat(job: Job, table: str, shards: int) -> pa.Table:
-    parts = [tables.read_parquet(job.part(table, i)) for i in range(shards)]
+    parts = _each(tables.read_parquet, [job.part(table, i) for i in range(shards)])
     return pa.concat_tables(parts).replace_schema_metadata(None)
 
 
-def _manifest(kind: str, model: Model, source: str, output: str, plan_: dict, summaries: list, computed) -> dict:
-    return {"format": kind, "version": 1, "input": str(source), "input_kind": plan_["kind"], "output": output,
+def _manifest(kind: str, model: Model, source: str, output: str, plan: dict, summaries: list, computed) -> dict:
+    return {"format": kind, "version": 1, "input": str(source), "input_kind": plan["kind"], "output": output,
             "model": {"uri": model.uri, "id": model.id, "architecture": model.handle.arch.name,
                       "classes": model.handle.get_param("classes")},
-            "listed": plan_["listed"], "rows": sum(s["rows"] for s in summaries),
-            "errors": sum(s["errors"] for s in summaries), "shards": plan_["shards"], "computed": len(computed),
-            "reused": plan_["shards"] - len(computed), "settings": plan_["key"]}
+            "listed": plan["listed"], "rows": sum(s["rows"] for s in summaries),
+            "errors": sum(s["errors"] for s in summaries), "shards": plan["shards"], "computed": len(computed),
+            "reused": plan["shards"] - len(computed), "settings": plan["key"]}
 
 
 def _finish(manifest: dict, output: str, started: float) -> dict:
@@ -429,8 +439,8 @@ EVALUATION_OUTPUTS = ("predictions.parquet", "errors.parquet", "confusion_matrix
                       "confusion_matrix.png", "confusion_matrix.html", "manifest.json")
 
 
-def publish_evaluation(parts: pa.Table, classes: list[str], output: str) -> dict:
-    """Write the evaluation outputs from the concatenated parts; returns the 'global' figures."""
+def publish_evaluation(parts: pa.Table, classes: list[str], output: str) -> list[dict]:
+    """Write the evaluation outputs from the concatenated parts; returns the rows of metrics.parquet."""
     gt_names, predicted = parts["ground_truth"].to_pylist(), parts["predicted_class"].to_pylist()
     index = {c: i for i, c in enumerate(classes)}
     gt = np.array([index[g] for g in gt_names], dtype=np.int64)
@@ -442,7 +452,7 @@ def publish_evaluation(parts: pa.Table, classes: list[str], output: str) -> dict
                                    f"{output}/confusion_matrix.parquet")
     gen_confusion_matrix(gt_names, predicted, output=f"{output}/confusion_matrix.png")
     gen_interactive_confusion_matrix(parts["path"].to_pylist(), gt_names, predicted, f"{output}/confusion_matrix.html")
-    return table.to_pylist()[-1]
+    return table.to_pylist()
 
 
 def metrics_table(gt: np.ndarray, confidences: np.ndarray, classes: list[str]) -> pa.Table:

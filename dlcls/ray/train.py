@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import torch
 
 from ..classifier import DLClassifier
 from ..core import storage, tables
@@ -42,7 +43,7 @@ def train(data: str, model: str, out: str, schedule: Schedule, *, workers: int =
     storage_uri = str(storage_uri or f"{os.path.dirname(names['model']) or '.'}/runs").rstrip("/")
     shards = _shards(data, f"{storage_uri}/{run_name}/shards", model, preprocess_options)
     manifest = json.loads(storage.read_bytes(f"{shards}/manifest.json"))
-    handle = _handle(model, manifest, params or {})
+    handle = _handle(model, manifest, params or {}, schedule.seed)
     trainer = _trainer(ray, handle, manifest, shards, schedule, names["best"], workers, use_gpu, run_name,
                        storage_uri, max_failures, cpus_per_worker)
     with _watching(f"{storage_uri}/{run_name}", progress):
@@ -62,13 +63,16 @@ def _shards(data: str, target: str, model: str, options: dict) -> str:
     return target
 
 
-def _handle(model: str, manifest: dict, params: dict) -> DLClassifier:
-    """The network to start from, set to the data's classes and geometry and the given parameters."""
+def _handle(model: str, manifest: dict, params: dict, seed: int) -> DLClassifier:
+    """The network to start from, set to the data's classes and geometry and the given parameters.
+    A new output layer is drawn from `seed`: the same seed gives the same model."""
     handle = DLClassifier.read(model)
     image = manifest["image"]
-    if handle.get_param("classes") != manifest["classes"]:
-        handle.set_param("classes", manifest["classes"])
-    handle.set_param("image_dimensions", [image["width"], image["height"], image["channels"]])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if handle.get_param("classes") != manifest["classes"]:
+            handle.set_param("classes", manifest["classes"])
+        handle.set_param("image_dimensions", [image["width"], image["height"], image["channels"]])
     handle.set_param("runtime", "cpu")  # each worker moves the network to its own device
     for name, value in params.items():
         if value is not None:
@@ -141,7 +145,10 @@ def _watching(run_dir: str, progress, interval: float = 1.0):
         while not stop.wait(interval):
             for name in sorted(set(_checkpointed(run_dir)) - seen):
                 seen.add(name)
-                state = json.loads(storage.read_bytes(f"{run_dir}/{name}/state.json"))
+                try:
+                    state = json.loads(storage.read_bytes(f"{run_dir}/{name}/state.json"))
+                except OSError:  # an old checkpoint removed meanwhile (only the last two are kept)
+                    continue
                 progress(state["history"][-1])
 
     thread = threading.Thread(target=watch, daemon=True)
