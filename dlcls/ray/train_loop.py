@@ -74,7 +74,10 @@ def train_loop(config: dict) -> None:
     schedule = Schedule(**config["schedule"])
     torch.set_num_threads(schedule.threads)
     handle, state = _start(config["model"])
-    model = ray.train.torch.prepare_model(handle.network, parallel_strategy_kwargs={"broadcast_buffers": False})
+    # Buffers are shared once per epoch (_share_buffers), not at every forward; gradients are
+    # reduced in place in their buckets, without a copy.
+    model = ray.train.torch.prepare_model(
+        handle.network, parallel_strategy_kwargs={"broadcast_buffers": False, "gradient_as_bucket_view": True})
     optimizer = handle.optimizer()
     device = ray.train.torch.get_device()
     train = _rows(ray.train.get_dataset_shard(f"train_{rank}"), config["geometry"])
