@@ -145,16 +145,18 @@ cluster.add_node(num_cpus=1)
 cluster.add_node(num_cpus=1)
 ray.init(address=cluster.address, log_to_driver=False)
 result = train(sys.argv[1], "compact", sys.argv[2], Schedule(epochs=1, seed=3), workers=2, cpus_per_worker=1,
-               params={"batch_size": 16})
-print(json.dumps(result["history"][-1]))
+               params={"batch_size": 16}, image_dimensions=[32, 32, 3])
+print("RESULT", json.dumps(result["history"][-1]), flush=True)
 ray.shutdown()
 cluster.shutdown()
 """
 
 
-def test_training_across_two_ray_nodes(shards, tmp_path):
-    out = subprocess.run([sys.executable, "-c", MULTI_NODE, shards, str(tmp_path / "model.hdl")], capture_output=True,
+def test_training_across_two_ray_nodes_from_an_image_folder(shards, tmp_path):
+    images = str(Path(shards).parent / "images")  # not preprocessed: train runs the pipeline first
+    out = subprocess.run([sys.executable, "-c", MULTI_NODE, images, str(tmp_path / "model.hdl")], capture_output=True,
                          text=True, timeout=300, env=_without_ray_address())
     assert out.returncode == 0, out.stderr[-3000:]
-    record = json.loads(out.stdout.strip().splitlines()[-1])
+    record = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert record["workers"] == 2 and record["nodes"] == 2
+    assert (tmp_path / "runs" / "model" / "shards" / "manifest.json").exists()

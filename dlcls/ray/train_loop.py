@@ -178,8 +178,9 @@ def _share_buffers(network: torch.nn.Module) -> None:
 
 
 def _all_reduce(tensor: torch.Tensor, op) -> torch.Tensor:
-    dist.all_reduce(tensor, op=op)  # gloo reduces CPU tensors; nccl would need them on the GPU
-    return tensor
+    on_device = tensor.to(ray.train.torch.get_device())  # nccl reduces GPU tensors only
+    dist.all_reduce(on_device, op=op)
+    return on_device.cpu()
 
 
 def _report(handle: DLClassifier, state: dict, record: dict, rank: int, best_model: str, schedule: Schedule):
