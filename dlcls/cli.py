@@ -15,6 +15,8 @@ from . import errors
 COMMANDS = {
     "preprocess": ("dlcls.commands.preprocess", "preprocess labelled images into Parquet shards on Ray"),
     "train": ("dlcls.commands.train", "train data-parallel with Ray Train, checkpointed and resumable"),
+    "evaluate": ("dlcls.commands.evaluate", "evaluate a model on labelled data into Parquet, PNG and HTML"),
+    "classify": ("dlcls.commands.classify", "classify every image under a folder or URL into Parquet, exactly once"),
     "demo": ("dlcls.commands.demo", "generate a data set, train, evaluate and report, all on this machine"),
 }
 
