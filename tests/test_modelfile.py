@@ -97,6 +97,22 @@ def test_s3_round_trip(small_classifier, s3_bucket):
     assert isinstance(e.value, FileNotFoundError) and e.value.code == 5200
 
 
+def test_an_object_rewritten_by_another_process_reads_back_new_after_a_listing(s3_bucket):
+    """Ray workers overwrite checkpoints the driver has listed; a cached listing would hand the
+    read a stale ETag and fail it with PreconditionFailed."""
+    import s3fs
+
+    uri = f"{s3_bucket}/runs/epoch-0003/state.json"
+    storage.write_bytes_atomic(uri, b"first")
+    fs, path = storage.filesystem(uri)
+    assert fs.glob(f"{path.rsplit('/', 2)[0]}/epoch-*/state.json") == [path]
+    other = s3fs.S3FileSystem(skip_instance_cache=True, **storage.storage_options(uri))
+    other.pipe_file(path, b"second, longer")
+    with fs.open(path, "rb") as f:
+        assert f.read() == b"second, longer"
+    assert storage.read_bytes(uri) == b"second, longer"
+
+
 class _RunsCode:
     def __reduce__(self):
         return (os.system, (f"touch {_RunsCode.marker}",))

@@ -21,12 +21,17 @@ _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 
 
 def storage_options(uri: str) -> dict:
-    """fsspec options for `uri`: the S3 endpoint from AWS_ENDPOINT_URL(_S3), retries on."""
+    """fsspec options for `uri`: the S3 endpoint from AWS_ENDPOINT_URL(_S3), retries on, and no
+    listings cache: other processes (Ray workers) write under the same prefixes, and a cached
+    listing's stale ETag makes a later read of an overwritten object fail with PreconditionFailed."""
     protocol = fsspec.core.split_protocol(str(uri))[0]
+    if protocol not in ("s3", "s3a"):
+        return {}
+    options = {"use_listings_cache": False}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if protocol in ("s3", "s3a") and endpoint:
-        return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
