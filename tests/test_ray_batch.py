@@ -24,7 +24,7 @@ from dlcls import synthetic
 from dlcls.cli import main
 from dlcls.core import storage, tables
 from dlcls.procedures.confusion import gen_confusion_matrix, gen_interactive_confusion_matrix
-from dlcls.ray.batch import classify, evaluate
+from dlcls.ray.batch import _predict_stage, classify, evaluate
 from dlcls.ray.data import preprocess
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -200,6 +200,21 @@ def test_mismatched_inputs_fail_before_any_work(image_tree, model_file, tmp_path
     assert not any((tmp_path / name / "job.json").exists() for name in "abc")
 
 
+@pytest.mark.parametrize("resources, expected", [
+    ({"CPU": 16, "GPU": 2}, dict(size=2, num_gpus=1, num_cpus=1, gpu=True, threads=1)),
+    ({"CPU": 2}, dict(size=1, num_gpus=0, num_cpus=0, gpu=False, threads=2)),
+    ({"CPU": 64}, dict(size=16, num_gpus=0, num_cpus=0, gpu=False, threads=2)),
+])
+def test_predict_actors_take_a_gpu_each_where_there_are_gpus_and_otherwise_share_the_cpus(resources, expected):
+    import ray
+
+    cluster = type("Cluster", (), {"data": ray.data, "cluster_resources": staticmethod(lambda: resources)})
+    stage, gpu, threads = _predict_stage(cluster, None)
+    assert (stage["compute"].max_size, stage.get("num_gpus", 0), stage["num_cpus"], gpu, threads) == tuple(
+        expected.values())
+    assert stage["num_cpus"] != 1 or stage.get("num_gpus")  # never the load tasks' resources: no fusion
+
+
 def test_s3_input_model_and_output(image_tree, model_file, s3_bucket):
     fs, _ = storage.filesystem(s3_bucket)
     fs.put(str(image_tree) + "/", f"{s3_bucket[5:]}/images/", recursive=True)
@@ -276,15 +291,17 @@ def test_a_killed_run_resumes_with_every_input_exactly_once(tmp_path):
     assert len(paths) == len(set(paths)) == 80 and sorted(paths) == sorted(listed)
 
 
-def _kill_left_over(marker: str) -> None:
-    """SIGKILL processes of the killed job that outlived it (their command lines name its Ray
-    temporary folder)."""
+def _kill_left_over(ray_tmp: str) -> None:
+    """SIGKILL the processes of the killed job that outlived it: Ray's workers are not in its
+    process group and die only once they notice that their raylet is gone; they are found by the
+    RAY_TMPDIR this test gave the job (their command lines are renamed to ray::...)."""
+    marker = f"RAY_TMPDIR={ray_tmp}".encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
                     os.kill(int(entry), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
+        except OSError:
             continue
