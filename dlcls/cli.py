@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("dlcls.commands.train", "train data-parallel with Ray Train, checkpointed and resumable"),
     "evaluate": ("dlcls.commands.evaluate", "evaluate a model on labelled data into Parquet, PNG and HTML"),
     "classify": ("dlcls.commands.classify", "classify every image under a folder or URL into Parquet, exactly once"),
+    "serve": ("dlcls.commands.serve", "serve a model over HTTP on Ray Serve: autoscaled, batched, load-shedding"),
     "demo": ("dlcls.commands.demo", "generate a data set, train, evaluate and report, all on this machine"),
 }
 
