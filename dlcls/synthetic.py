@@ -101,3 +101,16 @@ def write_data_set(directory: str | Path, per_class: int = 60, size: int = 64, s
             Image.fromarray(make_image(label, rng, size)).save(path)
             written.append(str(path))
     return written
+
+
+def write_unlabelled(directory: str | Path, count: int, size: int = 64, seed: int = 43) -> list[str]:
+    """Write `count` PNG images of random classes into `directory/part_<n>.png`, as new parts off
+    a production line would arrive: no label in the path."""
+    rng = np.random.default_rng(seed)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    written = []
+    for n in range(count):
+        path = Path(directory) / f"part_{n:05d}.png"
+        Image.fromarray(make_image(CLASSES[rng.integers(len(CLASSES))], rng, size)).save(path)
+        written.append(str(path))
+    return written

@@ -76,21 +76,6 @@ def test_bad_arguments_are_refused(small_classifier):
         dlcls.train_dl_classifier(handle, images, labels, images, labels, 1)
 
 
-def test_demo_runs_end_to_end_at_small_size(tmp_path, capsys):
-    from dlcls.cli import main
-
-    work = tmp_path / "demo"
-    assert main(["demo", "--workdir", str(work), "--per-class", "12", "--epochs", "2", "--image-size", "32",
-                 "--batch-size", "8"]) == 0
-    out = capsys.readouterr().out
-    assert "top-1 error" in out
-    for name in ["model_best.hdl", "model_final.hdl", "metrics.json", "training_progress.png",
-                 "confusion_matrix.png", "confusion_matrix.html", "misclassified.png"]:
-        assert (work / name).stat().st_size > 0 and str(work / name) in out
-    assert dlcls.get_dl_classifier_param(dlcls.read_dl_classifier(str(work / "model_final.hdl")), "classes") == [
-        "crack", "dent", "good", "scratch", "stain"]
-
-
 def test_set_seed_makes_procedures_without_a_seed_reproducible():
     files, labels = [f"{i}.png" for i in range(40)], ["a", "b"] * 20
     images = np.random.default_rng(0).uniform(-127, 128, (6, 16, 16, 3)).astype(np.float32)

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,3 +16,10 @@ def print_outputs(title: str, outputs: dict[str, str]) -> None:
     width = max(len(name) for name in outputs)
     for name, where in outputs.items():
         print(f"  {name:<{width}}  {where}")
+
+
+def progress_line(m: dict) -> None:
+    """One line per trained epoch, on stderr so that stdout stays the summary."""
+    print(f"epoch {m['epoch']:>3}: loss {m['loss']:.4f}  train error {100 * m['training_error']:5.1f}%  "
+          f"val error {100 * m['validation_error']:5.1f}%  lr {m['learning_rate']:.1e}  "
+          f"{m['images_per_second']:.0f} img/s", file=sys.stderr, flush=True)

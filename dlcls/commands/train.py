@@ -12,9 +12,8 @@ example:
 """
 
 import argparse
-import sys
 
-from .common import add_ray_arguments, print_outputs
+from .common import add_ray_arguments, print_outputs, progress_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(args.data, args.model, args.out, schedule, workers=args.workers, use_gpu=args.use_gpu,
                        run_name=args.run_name, storage_uri=args.storage, params=params,
                        max_failures=args.max_failures, cpus_per_worker=args.cpus_per_worker,
-                       progress=_progress_line, image_dimensions=args.image_dimensions)
+                       progress=progress_line, image_dimensions=args.image_dimensions)
     best = result["best"]
     print(f"\nbest validation error {100 * best['validation_error']:.1f}% at epoch {best['epoch']}; "
           f"final: {100 * result['history'][-1]['validation_error']:.1f}% after epoch {result['history'][-1]['epoch']}")
@@ -72,9 +71,3 @@ def _value(text: str):
         except ValueError:
             pass
     return text
-
-
-def _progress_line(m: dict) -> None:
-    print(f"epoch {m['epoch']:>3}: loss {m['loss']:.4f}  train error {100 * m['training_error']:5.1f}%  "
-          f"val error {100 * m['validation_error']:5.1f}%  lr {m['learning_rate']:.1e}  "
-          f"{m['images_per_second']:.0f} img/s", file=sys.stderr, flush=True)
