@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on now (the tests' servers and Ray nodes take theirs from here)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -21,7 +22,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """The URL of a moto S3 server on localhost, running for the whole test session."""
-    port = _free_port()
+    port = free_port()
     exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

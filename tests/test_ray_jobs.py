@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from dlcls import synthetic
 
@@ -32,14 +32,8 @@ NODE_PORTS = ["--node-manager-port", "--object-manager-port", "--dashboard-agent
               "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ports(*flags: str) -> list[str]:
-    return [part for flag in flags for part in (flag, str(_free_port()))]
+    return [part for flag in flags for part in (flag, str(free_port()))]
 
 
 def _wait(what: str, ready, timeout: float = 60.0) -> None:
@@ -65,7 +59,7 @@ class TwoNodeRay:
                     "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
         for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):
             self.env.pop(name, None)
-        self.gcs_port, self.dashboard_port = _free_port(), _free_port()
+        self.gcs_port, self.dashboard_port = free_port(), free_port()
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.nodes: list[subprocess.Popen] = []
 

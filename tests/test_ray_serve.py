@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import requests
 import yaml
+from conftest import free_port
 from PIL import Image
 
 import dlcls
@@ -32,12 +32,6 @@ from dlcls.ray.serve import start  # noqa: E402
 pytestmark = pytest.mark.usefixtures("ray_local")
 CLASSES = ["good", "crack", "stain"]
 LIMITS = {"max_body_bytes": 300_000, "max_images": 4, "max_pixels": 250_000}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _encode(array: np.ndarray, fmt: str, **options) -> bytes:
@@ -92,7 +86,7 @@ def service(ray_local, models):
     this module so that the other Ray tests get their CPUs back."""
     from ray import serve
 
-    port = _free_port()
+    port = free_port()
     url = start({"model_uri": models[0], "num_cpus_per_replica": 0.25, "min_replicas": 1, "max_replicas": 2,
                  "target_ongoing_requests": 1, "upscale_delay_s": 0, "max_batch_size": 8, "batch_wait_timeout_s": 0.01,
                  "max_ongoing_requests": 16, "max_queued_requests": 64, **LIMITS}, port=port, name="test")
