@@ -19,19 +19,23 @@ from .operators import (
     train_dl_classifier_batch,
     write_dl_classifier,
 )
-from .procedures.augment import augment_images
-from .procedures.confusion import gen_confusion_matrix, gen_interactive_confusion_matrix
-from .procedures.dataset import (
+from .procedures import (
+    TrainingHistory,
+    apply_dl_classifier_batchwise,
+    augment_images,
+    dev_display_dl_classifier_heatmap,
+    evaluate_dl_classifier,
+    gen_confusion_matrix,
+    gen_interactive_confusion_matrix,
+    get_dl_classifier_image_results,
+    plot_dl_classifier_training_progress,
+    preprocess_dl_classifier_images,
     read_dl_classifier_data_set,
     select_percentage_dl_classifier_data,
     split_dl_classifier_data_set,
+    train_dl_classifier,
+    write_confusion_matrix_parquet,
 )
-from .procedures.evaluate import apply_dl_classifier_batchwise, evaluate_dl_classifier
-from .procedures.heatmap import dev_display_dl_classifier_heatmap
-from .procedures.image_results import get_dl_classifier_image_results
-from .procedures.plots import plot_dl_classifier_training_progress
-from .procedures.preprocess import preprocess_dl_classifier_images
-from .procedures.training import TrainingHistory, train_dl_classifier
 from .results import DLClassifierResult, DLClassifierTrainResult
 
 __version__ = "0.1.0"
@@ -47,5 +51,5 @@ __all__ = [
     "evaluate_dl_classifier", "gen_confusion_matrix", "gen_interactive_confusion_matrix",
     "get_dl_classifier_image_results", "plot_dl_classifier_training_progress", "preprocess_dl_classifier_images",
     "read_dl_classifier_data_set", "select_percentage_dl_classifier_data", "split_dl_classifier_data_set",
-    "train_dl_classifier",
+    "train_dl_classifier", "write_confusion_matrix_parquet",
 ]

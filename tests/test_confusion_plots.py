@@ -14,6 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+import dlcls
 from dlcls import errors
 from dlcls.procedures import confusion
 from dlcls.procedures.confusion import (
@@ -24,7 +25,12 @@ from dlcls.procedures.confusion import (
     write_confusion_matrix_parquet,
 )
 from dlcls.procedures.image_results import get_dl_classifier_image_results
-from dlcls.procedures.plots import best_validation, error_axis_max, plot_dl_classifier_training_progress
+from dlcls.procedures.plots import (
+    best_validation,
+    error_axis_max,
+    plot_dl_classifier_training_progress,
+    rate_steps,
+)
 
 
 def random_labels(seed, names=("zebra", "ant", "moth", "bee", "cat")):
@@ -126,6 +132,64 @@ def test_confusion_png_is_written(tmp_path, names, values):
     gen_confusion_matrix(gt, pred, names, values, output=str(output))
     width, height = png_size(output)
     assert width > 100 and height > 50
+
+
+def color_box(pixels: np.ndarray, color: str) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the pixels of exactly this colour, checked to fill most of that box."""
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    ys, xs = np.nonzero((pixels == rgb).all(axis=2))
+    assert len(xs) > 200, f"no cell coloured {color}"
+    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert len(xs) > 0.7 * (box[2] - box[0]) * (box[3] - box[1])  # one filled cell, not scattered pixels
+    return box
+
+
+def test_confusion_png_cells_have_halcon_colours(tmp_path):
+    """Columns a, b (ground truth), rows a, b (predicted): a 20/20 right (relative 1.0), b 17/20
+    right (0.85) and 3/20 predicted as a (0.15), nothing of a predicted as b."""
+    gt, pred = ["a"] * 20 + ["b"] * 20, ["a"] * 20 + ["b"] * 17 + ["a"] * 3
+    assert gen_confusion_matrix(gt, pred, output=str(tmp_path / "m.png")).tolist() == [[20, 3], [0, 17]]
+    pixels = np.asarray(Image.open(tmp_path / "m.png").convert("RGB"))
+    a_as_a, b_as_b = color_box(pixels, cell_color(1.0, True)), color_box(pixels, cell_color(0.85, True))
+    b_as_a = color_box(pixels, cell_color(0.15, False))
+    assert cell_color(1.0, True) == "#1a7f37" and cell_color(0.15, False) == "#ef6f5e"  # deep green, mid red
+    assert a_as_a[2] <= b_as_b[0] and a_as_a[3] <= b_as_b[1]  # diagonal: top left, then bottom right
+    assert abs(b_as_a[1] - a_as_a[1]) <= 2 and abs(b_as_a[0] - b_as_b[0]) <= 2  # row "a", column "b"
+    assert pixels[b_as_b[1] + 3, a_as_a[0] + 3].tolist() == [255, 255, 255]  # b predicted, a ground truth: 0
+    x0, y0, x1, y1 = a_as_a
+    assert (pixels[y0:y1, x0:x1] == 255).all(axis=2).any()  # white text on the dark green
+    gen_confusion_matrix(gt, pred, "display_color", "false", output=str(tmp_path / "plain.png"))
+    plain = np.asarray(Image.open(tmp_path / "plain.png").convert("RGB"))
+    for color in ("#1a7f37", "#b5e0a8", "#ef6f5e"):
+        assert not (plain == [int(color[i : i + 2], 16) for i in (1, 3, 5)]).all(axis=2).any()
+
+
+def test_given_classes_keep_a_class_missing_from_the_ground_truth(tmp_path):
+    gt, pred = ["b", "a", "b", "a"], ["b", "c", "a", "a"]
+    with pytest.raises(errors.WrongParamValueError, match=r"\['c'\] never occur in the ground truth.*pass classes="):
+        gen_confusion_matrix(gt, pred)
+    classes = ["c", "a", "b"]  # in the order given, e.g. the classifier's
+    matrix = gen_confusion_matrix(gt, pred, classes=classes, output=str(tmp_path / "m.png"))
+    assert matrix.tolist() == [[0, 1, 0], [0, 1, 1], [0, 0, 1]]  # rows predicted c, a, b; columns GT c, a, b
+    relative = gen_confusion_matrix(gt, pred, "return_matrix", "relative", classes=classes)
+    assert relative[:, 0].tolist() == [0, 0, 0] and relative[:, 1].tolist() == [0.5, 0.5, 0]
+    uri = str(tmp_path / "cm.parquet")
+    dlcls.write_confusion_matrix_parquet(matrix, classes, uri)  # the classes given go with the matrix
+    rows = {(r["ground_truth"], r["predicted"]): r["count"] for r in pq.read_table(uri).to_pylist()}
+    assert rows[("a", "c")] == 1 and rows[("b", "a")] == 1 and sum(rows.values()) == 4 and len(rows) == 9
+    cells = gen_interactive_confusion_matrix(["x.png"] * 4, gt, pred, str(tmp_path / "p.html"), classes=classes)
+    assert cells[("a", "c")] == [1]
+    for bad, text in [(["a", "a", "b", "c"], "each class once"), (["a", "c"], r"\['b'\] are not in classes")]:
+        with pytest.raises(errors.WrongParamValueError, match=text):
+            gen_confusion_matrix(gt, pred, classes=bad)
+
+
+def test_parquet_writer_is_exported():
+    from dlcls import procedures
+
+    assert dlcls.write_confusion_matrix_parquet is procedures.write_confusion_matrix_parquet
+    assert procedures.write_confusion_matrix_parquet is write_confusion_matrix_parquet
+    assert "write_confusion_matrix_parquet" in dlcls.__all__
 
 
 def test_no_png_for_display_none_and_png_names_only(tmp_path):
@@ -363,7 +427,10 @@ def test_progress_plot_content(tmp_path):
     assert lines["validation error"].get_color() == "gold"
     assert lines["learning rate"].get_color() == "darkturquoise"
     assert list(lines["validation error"].get_ydata()) == pytest.approx([60, 10, 30, 10, 20])
-    assert lines["learning rate"].get_drawstyle() == "steps-post"
+    assert lines["learning rate"].get_drawstyle() == "steps-pre"  # rates[i] spans the interval up to epochs[i]
+    assert list(lines["learning rate"].get_xdata()) == [0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert list(lines["learning rate"].get_ydata()) == [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5]
+    assert right.get_yscale() == "log"  # 1e-3 .. 1e-5: linearly, 1e-5 would lie on the 0 line
     assert right.yaxis.get_major_formatter()(1e-3).replace("\u2212", "-") == "1.0e-03"  # matplotlib's minus sign
     assert best_validation(validation) == 3  # lowest, last occurrence
     summary = figure.texts[0].get_text()
@@ -379,6 +446,27 @@ def test_progress_plot_single_point_is_a_cross_and_defaults():
     assert line.get_marker() == "x" and line.get_linestyle() == "None"
     assert right.get_lines()[0].get_marker() == "x"
     assert "Best validation" not in figure.texts[0].get_text()
+
+
+@pytest.mark.parametrize("epochs, rates, x, scale", [
+    ([1, 2, 3], [0.1, 0.1, 0.01], [0, 1, 2, 3], "linear"),  # a factor 10: still linear
+    ([11, 12, 13], [0.1, 0.01, 0.001], [10, 11, 12, 13], "log"),  # resumed: the first step from epoch 10
+    ([0.25, 2, 4], [0.1, 0.1, 0.0], [0, 0.25, 2, 4], "linear"),  # a zero rate has no log
+])
+def test_learning_rate_steps(tmp_path, epochs, rates, x, scale):
+    assert rate_steps(epochs, rates) == (x, [rates[0], *rates])
+    figure = plot_dl_classifier_training_progress([], [], rates, epochs, output=str(tmp_path / "lr.png"))
+    right = figure.axes[1]
+    (line,) = right.get_lines()
+    assert line.get_drawstyle() == "steps-pre" and list(line.get_xdata()) == x
+    assert right.get_yscale() == scale and right.get_ylim()[0] <= min(rates)  # every step in view
+
+
+def test_progress_plot_output_is_a_keyword(tmp_path):
+    plot_dl_classifier_training_progress([0.2, 0.1], [0.3, 0.2], [1e-3, 1e-3], [1, 2], output=str(tmp_path / "p.png"))
+    assert png_size(tmp_path / "p.png")[0] > 500
+    with pytest.raises(errors.WrongParamValueError, match="pass the PNG as output="):
+        plot_dl_classifier_training_progress([0.2, 0.1], [0.3, 0.2], [1e-3, 1e-3], [1, 2], str(tmp_path / "p.png"))
 
 
 @pytest.mark.parametrize("args, text", [

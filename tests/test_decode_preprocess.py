@@ -55,6 +55,31 @@ def test_16_bit_png_is_scaled_by_rounding():
     assert out[0, :, 0].tolist() == [0, 1, 0, 1, 128, 255]  # round(v * 255 / 65535)
 
 
+def _png16(values: np.ndarray, color_type: int) -> bytes:
+    """A 16-bit PNG (Pillow writes none in colour): values H x W x samples, color_type 2 (RGB),
+    4 (gray + alpha) or 6 (RGBA)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    height, width = values.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in values)  # filter type 0 per row
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_16_bit_colour_png_keeps_the_high_byte():
+    values = np.array([[[0, 255, 256], [257 * 128, 257 * 128 - 1, 65535], [511, 65280, 65279]]], np.uint16)
+    out = decode.decode_image(_png16(values, 2))
+    assert out.shape == (1, 3, 3) and out.dtype == np.uint8
+    assert out.tolist() == (values >> 8).tolist()  # Pillow's high byte, as documented
+    assert np.abs(out - np.round(values / 257)).max() == 1  # within 1 gray level of rounding
+    stored_8_bit = np.arange(0, 256, 15, dtype=np.uint16).reshape(1, -1, 3) * 257  # 0, 15, ..., 255
+    assert decode.decode_image(_png16(stored_8_bit, 2)).tolist() == (stored_8_bit // 257).tolist()  # exact
+    rgba = np.concatenate([values, np.full((1, 3, 1), 9, np.uint16)], axis=2)
+    assert decode.decode_image(_png16(rgba, 6)).tolist() == out.tolist()  # alpha dropped
+    gray_alpha = np.stack([values[..., 2], np.full((1, 3), 65535, np.uint16)], axis=2)
+    assert decode.decode_image(_png16(gray_alpha, 4)).tolist() == [[[v >> 8] * 3 for v in [256, 65535, 65279]]]
+
+
 def test_palette_png_becomes_rgb_or_gray():
     colour = Image.new("P", (4, 2))
     colour.putpalette([0, 0, 0, 200, 30, 10])
@@ -101,6 +126,21 @@ def test_exif_orientation_is_applied():
     assert out[5, 34, 0] > 200 and out[5, 5, 0] < 50  # the red block is now at the top right
 
 
+def test_pil_image_with_exif_orientation_gives_the_pixels_of_its_path(tmp_path):
+    stored = natural_image(3, 60, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    handle = Handle(width=16, height=32)  # not square: a missed turn changes the pixels
+    with Image.open(path) as opened:
+        from_pil = preprocess_dl_classifier_images(opened, handle)
+        assert opened.size == (60, 40) and opened.getexif()[0x0112] == 6  # the caller's image is left as it was
+    np.testing.assert_array_equal(from_pil, preprocess_dl_classifier_images(str(path), handle))
+    plain = Image.new("RGB", (4, 2))
+    assert decode.upright(plain) is plain  # no orientation: no copy
+
+
 def test_draft_respects_orientation():
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -142,6 +182,22 @@ def test_pixel_limit_from_header(width, height):
     with pytest.raises(errors.ImageTooLargeError) as error:
         decode.decode_image(_png_header_only(width, height))
     assert error.value.code == 7907 and isinstance(error.value, ValueError)
+
+
+def test_max_pixels_is_the_only_limit(monkeypatch):
+    """Pillow refuses more than 2 * Image.MAX_IMAGE_PIXELS (~179 MP) in Image.open, and warns above
+    it; max_pixels replaces that limit, both ways. Only headers here: nothing is decoded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        for width, height in [(20_000, 10_000), (10_000, 10_000)]:  # 200 MP and 100 MP
+            assert decode.open_image(_png_header_only(width, height), max_pixels=300_000_000).size == (width, height)
+    with pytest.raises(errors.ImageTooLargeError, match="200000000 pixels, more than max_pixels=40000000"):
+        decode.open_image(_png_header_only(20_000, 10_000))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a process-wide setting is not consulted either
+    data = encode(Image.new("L", (50, 40), 7), "PNG")
+    assert decode.decode_image(data).shape == (40, 50, 1)
+    cropped = preprocess_arrays([decode.decode_pil(data)], 4, 2, 1, 0.0, 255.0, domain=[(0, 0, 40, 30)])
+    assert (cropped == 7).all()
 
 
 def test_small_pixel_limit():
@@ -213,6 +269,20 @@ def test_channels_replicate_and_luminance():
     assert out.tolist() == [76, 150, 29, 18]  # round(0.299 R + 0.587 G + 0.114 B)
     real = preprocess_arrays(rgb.astype(np.float32), 4, 1, 1, -127.0, 128.0)[0, 0, :, 0]
     np.testing.assert_allclose(real, [76.245, 149.685, 29.07, 18.15], rtol=1e-5)  # real: not rounded
+
+
+def test_byte_luminance_is_rounded_within_half_a_gray_level_of_halcon_order():
+    """HALCON converts byte -> real before 3 -> 1; dlcls takes the luminance on bytes, rounded (the
+    documented deviation): at most 0.5 gray level, in the network range 0.5 * (max - min) / 255."""
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    low, high = -127.0, 128.0
+    halcon = (rgb * ((high - low) / 255) + low) @ np.array([0.299, 0.587, 0.114])  # real first, then gray
+    ours = preprocess_arrays(rgb, 64, 64, 1, low, high)[0, :, :, 0]
+    difference = np.abs(ours - halcon)
+    assert difference.max() <= 0.5 * (high - low) / 255 + 1e-4 and difference.max() > 0.4
+    gray = rgb[:, :, :1]
+    np.testing.assert_allclose(preprocess_arrays(gray, 64, 64, 3, low, high)[0],  # 1 -> 3 is exact
+                               np.repeat(gray * ((high - low) / 255) + low, 3, axis=2), atol=1e-5)
 
 
 def test_contrast_normalization():
@@ -290,6 +360,8 @@ def test_procedure_generic_parameters():
             preprocess_dl_classifier_images(image, handle, names, values)
     with pytest.raises(errors.WrongParamValueError, match="no images"):
         preprocess_dl_classifier_images([], handle)
+    with pytest.raises(errors.WrongParamValueError, match="only used with 'domain_handling' 'crop_domain'"):
+        preprocess_dl_classifier_images(np.zeros((6, 6), np.uint8), handle, domains=[(0, 0, 2, 1)])
 
 
 def test_procedure_jpeg_draft_switch(tmp_path):

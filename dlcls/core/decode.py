@@ -3,15 +3,25 @@
 Choices:
 - formats: those of HALCON's data-set extension list that Pillow reads (BMP, GIF, JPEG, PCX, PNG,
   PBM/PGM/PPM/PNM, TIFF); anything else is refused before a decoder runs. GIF and TIFF: first frame.
-- orientation: the EXIF orientation is applied, so a phone photo stands upright.
+- orientation: the EXIF orientation is applied, so a phone photo stands upright; `upright` does
+  the same for PIL images a user opened.
 - channels: the result has 1 (gray) or 3 (RGB) channels. Palette images become RGB, or gray when
   every palette entry is gray; CMYK and YCbCr become RGB; 1-bit becomes 0/255.
 - alpha is dropped, not composited: the colour stored under a transparent pixel is kept, as
   Pillow's convert('RGB') does (what most pipelines a user compares against do).
-- 16-bit gray is scaled to 8 bit by rounding v * 255 / 65535, so 0 -> 0, 65535 -> 255 and an 8-bit
-  value stored as v * 257 comes back exactly. Pillow's 32-bit 'I' mode is read as 16-bit data.
+- 16-bit gray (PNG, TIFF, PGM) is scaled to 8 bit by rounding v * 255 / 65535, so 0 -> 0,
+  65535 -> 255 and an 8-bit value stored as v * 257 comes back exactly. Pillow's 32-bit 'I' mode
+  is read as 16-bit data.
+- 16-bit colour PNG and TIFF (RGB, RGBA, and PNG gray with alpha, which Pillow opens as RGBA and
+  so comes back as 3 equal channels) keep Pillow's high byte, v >> 8: at most 1 gray level below
+  the rounding above, and exact for values stored as v * 257. Pillow has no 16-bit colour mode,
+  and undoing PNG's row filters in numpy would cost far more than the decode. 16-bit colour PPM
+  is rounded (Pillow scales it).
 - 32-bit float images ('F') are returned as float32: HALCON reads them as real images.
-- size limit: the pixel count from the header is checked before anything is decoded.
+- size limit: the pixel count from the header is checked against max_pixels before anything is
+  decoded; max_pixels is the only limit. Pillow's own (a process-wide MAX_IMAGE_PIXELS that warns
+  above ~89 and refuses above ~179 megapixels) is not consulted, so max_pixels can be raised
+  past it per call, with no global state to change.
 - draft: with `target_size`, a JPEG at least twice as large in both sides is decoded by libjpeg at
   1/2, 1/4 or 1/8 scale (never below the target size), 2-4x faster. After the bilinear resize to
   the target, photographs differ from the full decode by less than DRAFT_MEAN_TOLERANCE gray levels
@@ -22,6 +32,7 @@ Choices:
 
 import contextlib
 import io
+import struct
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -35,6 +46,7 @@ _FORMAT_NAMES = "BMP, GIF, JPEG, PCX, PNG, PBM/PGM/PPM/PNM, TIFF"
 DRAFT_MEAN_TOLERANCE = 1.5
 _DRAFT_FORMATS = {"JPEG", "MPO"}
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_TURNED = {2, 3, 4, 5, 6, 7, 8}  # EXIF orientations other than "as stored"
 _ORIENTATION = 0x0112
 
 
@@ -60,17 +72,30 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     if not data:
         raise errors.ImageDecodeError("the file is empty (0 bytes); it is not an image")
     with _bad_data("header"):
-        try:
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-        except Image.UnidentifiedImageError:
-            raise errors.ImageDecodeError(f"not an image in a supported format ({_FORMAT_NAMES}); it starts with "
-                                   f"{bytes(data[:16])!r}. Convert it to PNG or JPEG") from None
+        image = _open(data)
     width, height = image.size
     if width * height > max_pixels:
         raise errors.ImageTooLargeError(
             f"the image is {width}x{height} = {width * height} pixels, more than max_pixels={max_pixels}; "
             "scale it down or raise max_pixels if the file is trusted")
     return image
+
+
+def _open(data: bytes) -> Image.Image:
+    """Image.open(data, formats=FORMATS) without its decompression-bomb check, whose limit is a
+    process global: max_pixels, checked right after on the same header, takes its place."""
+    if not all(name in Image.OPEN for name in FORMATS):
+        Image.init()
+    for name in FORMATS:
+        factory, accept = Image.OPEN[name]
+        accepted = accept is None or accept(data[:16])
+        if accepted and not isinstance(accepted, str):  # a str is Pillow's "recognised but unsupported"
+            try:
+                return factory(io.BytesIO(data), "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue  # as Image.open: the next format may still read it
+    raise errors.ImageDecodeError(f"not an image in a supported format ({_FORMAT_NAMES}); it starts with "
+                                  f"{bytes(data[:16])!r}. Convert it to PNG or JPEG")
 
 
 def _load(image: Image.Image) -> None:
@@ -92,6 +117,15 @@ def _bad_data(part: str) -> Iterator[None]:
     except Exception as e:
         raise errors.ImageDecodeError(
             f"the image {part} is truncated or corrupt ({e}); re-export or remove the file") from e
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """A PIL image turned as its EXIF orientation says: a turned copy when it has to be turned, else
+    the image itself. The caller's image is never changed."""
+    if image.getexif().get(_ORIENTATION) not in _TURNED:
+        return image
+    with _bad_data("data"):
+        return ImageOps.exif_transpose(image)
 
 
 def _draft(image: Image.Image, target_size: tuple[int, int]) -> None:

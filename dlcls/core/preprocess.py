@@ -1,10 +1,19 @@
 """Image arrays -> network input: the one preprocessing behind the local procedure, the Ray batch
 jobs and the Serve replicas (HALCON's preprocess_dl_classifier_images, on numpy arrays).
 
-The steps, in HALCON's order: crop to the domain box, resize to the network size, contrast
-normalisation, channel conversion, then byte -> network range. On byte images the first four are
-`to_network_bytes` (uint8 at network size: what the Ray pipeline stores) and the last is
-`to_network_range`; `preprocess_arrays` is exactly their composition.
+The steps: crop to the domain box, resize to the network size, contrast normalisation, channel
+conversion, then byte -> network range. On byte images the first four are `to_network_bytes`
+(uint8 at network size: what the Ray pipeline stores) and the last is `to_network_range`;
+`preprocess_arrays` is exactly their composition.
+
+One documented deviation from HALCON's order: HALCON converts byte -> real (its step 4) before
+the channels (step 5); dlcls converts the channels of byte images while they are still bytes.
+That keeps everything before the range conversion one uint8 function (`to_network_bytes`,
+`encoded_to_network_bytes`), which the Ray shards store and offline classify and Serve apply, so
+every path gives pixels identical to the local procedure. It changes nothing for 1 -> 3 channels
+(replicating commutes with the linear range map); for 3 -> 1 on byte images the luminance is
+rounded to a whole gray level where HALCON keeps it unrounded: at most 0.5 gray level apart, i.e.
+0.5 * (range_max - range_min) / 255 in the network range. Real images are not rounded.
 
 Choices:
 - resize: HALCON resizes all images when any one differs from the network size. Resizing an image
@@ -14,7 +23,7 @@ Choices:
 - contrast normalisation: min and max over the whole image (all channels together, so hues stay)
   stretched to [0, 255] (rounded) for byte images and to [range_min, range_max] for real ones; a
   constant image is left as it is.
-- 3 -> 1 channel: 0.299 R + 0.587 G + 0.114 B (rounded for byte images); 1 -> 3 replicates.
+- 3 -> 1 channel: 0.299 R + 0.587 G + 0.114 B (rounded for byte images, see above); 1 -> 3 replicates.
 - real images are assumed to be in the network range already and are not rescaled.
 - domain boxes are (x0, y0, x1, y1) in pixels with x1, y1 exclusive (Pillow's crop box).
 """
@@ -170,7 +179,10 @@ def _crop(image, box: Box | None):
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise errors.WrongParamValueError(f"domain box {box!r} is empty or leaves the {width}x{height} image; "
                                           "give 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height (x1, y1 exclusive)")
-    return image.crop((x0, y0, x1, y1)) if isinstance(image, Image.Image) else image[y0:y1, x0:x1]
+    if isinstance(image, Image.Image):
+        # Sliced as an array: Image.crop applies Pillow's global pixel limit, which max_pixels replaces.
+        image = _as_hwc(np.asarray(image))
+    return image[y0:y1, x0:x1]
 
 
 def _check_channels(image: np.ndarray) -> None:

@@ -2,7 +2,8 @@
 colours it, a long-form Parquet table, and an HTML page whose cells link to their images.
 
 HALCON's layout throughout: rows = predicted class, columns = ground truth; the classes are the
-sorted unique ground-truth labels.
+sorted unique ground-truth labels, or the `classes=` given (e.g. the classifier's, where a split's
+floors left a small class out of the ground truth while the classifier still predicts it).
 """
 
 import base64
@@ -47,13 +48,16 @@ _DARK = {"#1a7f37", "#c62828"}  # backgrounds that need white text
 
 
 def gen_confusion_matrix(ground_truth_labels, predicted_classes, gen_param_name=(), gen_param_value=(),
-                         output=None):
+                         output=None, *, classes: Sequence | None = None):
     """The confusion matrix (absolute counts by default, 'relative', or None for 'none'); with
-    `output` (a .png path or URL) and display_matrix other than 'none', also its picture."""
+    `output` (a .png path or URL) and display_matrix other than 'none', also its picture.
+    `classes`: the matrix's classes in their order, instead of HALCON's sorted unique ground-truth
+    labels; every label must be one of them, and a class without ground truth gets an empty column.
+    write_confusion_matrix_parquet(matrix, classes, uri) takes the matrix with that class list."""
     settings = parse(gen_param_name, gen_param_value, _PARAMS)
     if output is not None:
         display.check_output(output)
-    classes, matrix = label_confusion_matrix(ground_truth_labels, predicted_classes)
+    classes, matrix = label_confusion_matrix(ground_truth_labels, predicted_classes, classes)
     if output is not None and settings["display_matrix"] != "none":
         display.write(output, render_confusion_matrix(matrix, classes, settings["display_matrix"],
                                                       settings["display_color"] == "true",
@@ -84,20 +88,39 @@ def label_pairs(ground_truth_labels, predicted_classes) -> tuple[list, list]:
     return gt, pred
 
 
-def label_confusion_matrix(ground_truth_labels, predicted_classes) -> tuple[list, np.ndarray]:
-    """(classes = sorted unique ground-truth labels, K x K counts with rows predicted, columns GT)."""
-    return _matrix(*label_pairs(ground_truth_labels, predicted_classes))
+def label_confusion_matrix(ground_truth_labels, predicted_classes,
+                           classes: Sequence | None = None) -> tuple[list, np.ndarray]:
+    """(classes, K x K counts with rows predicted, columns GT); classes default to the sorted
+    unique ground-truth labels."""
+    return _matrix(*label_pairs(ground_truth_labels, predicted_classes), classes)
 
 
-def _matrix(gt: list, pred: list) -> tuple[list, np.ndarray]:
-    classes = _sorted_unique(gt)
+def _matrix(gt: list, pred: list, classes: Sequence | None = None) -> tuple[list, np.ndarray]:
+    if classes is None:
+        classes = _sorted_unique(gt)
+        _check_known(pred, classes, "predicted classes {} never occur in the ground truth, whose sorted labels are "
+                     "the matrix's classes {} (HALCON's choice): pass classes= with every class (e.g. the "
+                     "classifier's 'classes') to keep them as empty columns, or evaluate on images of every class "
+                     "the classifier predicts")
+    else:
+        classes = _given_classes(classes)
+        _check_known(gt + pred, classes, "labels {} are not in classes {}: add them to classes, or leave classes "
+                     "out to use the sorted ground-truth labels")
     index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(p) for p in pred if p not in index})
-    if unknown:
-        raise errors.WrongParamValueError(
-            f"predicted classes {unknown} never occur in the ground truth, whose sorted labels are the matrix's "
-            f"classes {classes}: evaluate on images of every class the classifier predicts")
     return classes, metrics.confusion_matrix([index[g] for g in gt], [index[p] for p in pred], len(classes))
+
+
+def _given_classes(classes: Sequence) -> list:
+    classes = top1_labels(classes, "classes")
+    if not classes or len(set(classes)) != len(classes):
+        raise errors.WrongParamValueError(f"classes must name each class once, got {classes}")
+    return classes
+
+
+def _check_known(labels: list, classes: list, message: str) -> None:
+    unknown = set(labels) - set(classes)
+    if unknown:
+        raise errors.WrongParamValueError(message.format(sorted(map(str, unknown)), classes))
 
 
 def _sorted_unique(labels: list) -> list:
@@ -186,7 +209,9 @@ def confusion_matrix_table(matrix_abs, classes: Sequence) -> pa.Table:
 
 
 def write_confusion_matrix_parquet(table_or_matrix, classes: Sequence | None, uri: str) -> None:
-    """Write the long-form table (or build it from an absolute matrix and its classes) to `uri`."""
+    """Write the long-form table (or build it from an absolute matrix and its classes) to `uri`.
+    For gen_confusion_matrix's matrix the classes are the `classes=` it was given, else the sorted
+    unique ground-truth labels, sorted(set(ground_truth_labels))."""
     table = table_or_matrix if isinstance(table_or_matrix, pa.Table) else confusion_matrix_table(
         table_or_matrix, classes)
     buffer = io.BytesIO()
@@ -197,16 +222,18 @@ def write_confusion_matrix_parquet(table_or_matrix, classes: Sequence | None, ur
 # -- interactive HTML -------------------------------------------------------------------------
 
 def gen_interactive_confusion_matrix(image_files, ground_truth_labels, predicted_classes, output_html,
-                                     gen_param_name=(), gen_param_value=()) -> dict:
+                                     gen_param_name=(), gen_param_value=(), *,
+                                     classes: Sequence | None = None) -> dict:
     """HALCON lets the user click a cell to see its images; dlcls writes a self-contained HTML page
     (`output_html`, a .html path or URL) in which each non-zero count links to the thumbnails of
     its images. Images are files (paths or URLs) or arrays. Returns {(ground truth, predicted):
     [image indices]} for every non-zero cell. Generic parameters: display_matrix, display_color,
-    thumbnail_size (pixels, 96), max_thumbnails (embedded at most, 1000; the rest are links)."""
+    thumbnail_size (pixels, 96), max_thumbnails (embedded at most, 1000; the rest are links).
+    `classes` as for gen_confusion_matrix."""
     settings = parse(gen_param_name, gen_param_value, _INTERACTIVE_PARAMS)
     display.check_output(output_html, ".html")
     gt, pred = label_pairs(ground_truth_labels, predicted_classes)
-    classes, matrix = _matrix(gt, pred)
+    classes, matrix = _matrix(gt, pred, classes)
     files = list(image_files)
     if len(files) != len(gt):
         raise errors.WrongParamValueError(f"got {len(files)} images for {len(gt)} labels; give one image per label")

@@ -1,14 +1,19 @@
 """plot_dl_classifier_training_progress: training and validation error (in %) and the learning
 rate (right axis, steps) against the epoch, with the best validation error marked and summarised.
 Drawn on a dark background like HALCON's window, where its colours (magenta, gold, dark
-turquoise) read well."""
+turquoise) read well.
+
+learning_rates[i] is the rate the epochs up to epochs[i] trained with, so its step spans the
+interval that ends at epochs[i] (from the previous point; the first from one interval earlier).
+Rates spanning more than a factor LOG_RATE_SPAN get a log axis, where 1e-3 and 1e-5 both show."""
 
 import math
+import os
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import StrMethodFormatter
+from matplotlib.ticker import NullFormatter, StrMethodFormatter
 
 from .. import errors
 from . import display
@@ -16,13 +21,17 @@ from .genparams import as_list
 
 _TRAINING, _VALIDATION, _LEARNING_RATE = "magenta", "gold", "darkturquoise"
 _BACKGROUND, _PLOT_AREA, _FOREGROUND = "#202124", "#000000", "#e0e0e0"
+LOG_RATE_SPAN = 10
 
 
 def plot_dl_classifier_training_progress(training_errors, validation_errors, learning_rates, epochs,
                                          num_epochs=None, output=None) -> Figure:
     """Errors are fractions (0.05 = 5 %), one per entry of `epochs`, or empty to leave a curve out;
     num_epochs (None: the largest epoch) ends the x axis. Writes a PNG to `output` (.png path or
-    URL) when given and returns the matplotlib Figure."""
+    URL; a keyword, as HALCON's order puts num_epochs first) when given and returns the Figure."""
+    if isinstance(num_epochs, (str, os.PathLike)):
+        raise errors.WrongParamValueError(f"num_epochs must be a number, got {num_epochs!r}: pass the PNG as "
+                                          "output=..., or num_epochs=None before it")
     if output is not None:
         display.check_output(output)
     epochs = _numbers(epochs, "epochs")
@@ -89,26 +98,47 @@ def _draw(epochs: list[float], training: list[float], validation: list[float], r
     return figure
 
 
-def _curve(ax, x: list[float], y: list[float], color: str, label: str, step: bool = False) -> Line2D | None:
+def _curve(ax, x: list[float], y: list[float], color: str, label: str) -> Line2D | None:
     """A line, or a cross for a single point; nothing for no points. Not clipped, so that points on
     the fixed axis limits (the last epoch, the largest error) show whole."""
     if not y:
         return None
     if len(y) == 1:
         return ax.plot(x, y, "x", color=color, ms=10, mew=2, label=label, clip_on=False)[0]
-    if step:
-        return ax.step(x, y, where="post", color=color, lw=1.8, label=label, clip_on=False)[0]
     return ax.plot(x, y, color=color, lw=2, label=label, clip_on=False)[0]
+
+
+def rate_steps(epochs: list[float], rates: list[float]) -> tuple[list[float], list[float]]:
+    """The learning-rate curve for a 'steps-pre' line: a first point one interval before the
+    first epoch (not below 0), so each rate spans the epochs it was used for."""
+    start = max(0.0, 2 * epochs[0] - epochs[1]) if len(epochs) > 1 else 0.0
+    return [start, *epochs], [rates[0], *rates]
 
 
 def _learning_rate_axis(ax, epochs: list[float], rates: list[float]) -> Line2D | None:
     right = ax.twinx()
-    right.set_ylim(0, 1.1 * max(rates, default=0.0) or 1.0)
-    right.yaxis.set_major_formatter(StrMethodFormatter("{x:.1e}"))
     _style(right, None, "Learning rate", _LEARNING_RATE)
     right.patch.set_visible(False)  # the left axis's curves lie beneath
     right.grid(False)
-    return _curve(right, epochs, rates, _LEARNING_RATE, "learning rate", step=True)
+    _rate_scale(right, rates)
+    right.yaxis.set_major_formatter(StrMethodFormatter("{x:.1e}"))
+    if len(rates) < 2:
+        return _curve(right, epochs, rates, _LEARNING_RATE, "learning rate")
+    x, y = rate_steps(epochs, rates)
+    return right.plot(x, y, drawstyle="steps-pre", color=_LEARNING_RATE, lw=1.8, label="learning rate",
+                      clip_on=False)[0]
+
+
+def _rate_scale(axis, rates: list[float]) -> None:
+    """Linear from 0, or log when the rates span more than LOG_RATE_SPAN: linearly, 2e-4 after two
+    x0.1 steps from 2e-2 would lie on the 0 line."""
+    low, high = min(rates, default=0.0), max(rates, default=0.0)
+    if low <= 0 or high / low <= LOG_RATE_SPAN:
+        axis.set_ylim(0, 1.1 * high or 1.0)
+        return
+    axis.set_yscale("log")
+    axis.set_ylim(low / 2, high * 2)
+    axis.yaxis.set_minor_formatter(NullFormatter())  # labels on the powers of ten only
 
 
 def _style(ax, xlabel: str | None, ylabel: str, ycolor: str = _FOREGROUND) -> None:

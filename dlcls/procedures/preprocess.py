@@ -2,8 +2,9 @@
 
 Images may be numpy arrays (HxW, HxWxC, NxHxWxC), PIL images, encoded image bytes, file paths or
 fsspec URLs (s3://...), or lists mixing these. Files are decoded by core.decode (EXIF orientation,
-gray or RGB, see there); the pixels are then prepared by core.preprocess, which the Ray jobs and
-the Serve replicas share.
+gray or RGB, see there); PIL images get the same orientation and mode conversion, so
+Image.open(path) and path give the same pixels (a large JPEG aside: only a path can be drafted).
+The pixels are then prepared by core.preprocess, which the Ray jobs and the Serve replicas share.
 """
 
 import os
@@ -32,11 +33,16 @@ def preprocess_dl_classifier_images(images, handle, gen_param_name=(), gen_param
     Generic parameters: 'contrast_normalization' 'false' (default) | 'true'; 'domain_handling'
     'full_domain' (default) | 'crop_domain'. Arrays carry no HALCON domain, so with 'crop_domain'
     `domains` gives one (x0, y0, x1, y1) box (x1, y1 exclusive) or None per image; without it every
-    image has its full domain. Files with more than `max_pixels` pixels are refused. `jpeg_draft`
-    lets large JPEG files decode at reduced scale (see core.decode); False decodes them fully.
+    image has its full domain, and `domains` without 'crop_domain' is refused (it would be ignored).
+    Files with more than `max_pixels` pixels are refused. `jpeg_draft` lets large JPEG files decode
+    at reduced scale (see core.decode); False decodes them fully.
     """
     settings = parse(gen_param_name, gen_param_value, _PARAMS)
     contrast, crop = settings["contrast_normalization"] == "true", settings["domain_handling"] == "crop_domain"
+    if domains is not None and not crop:
+        raise errors.WrongParamValueError("domains are only used with 'domain_handling' 'crop_domain': pass "
+                                          "gen_param_name='domain_handling', gen_param_value='crop_domain' "
+                                          "with them, or leave domains out")
     if not hasattr(handle, "get_param"):
         raise errors.WrongHandleTypeError(f"expected a classifier handle, got {type(handle).__name__}")
     width, height, channels, range_min, range_max = (handle.get_param(name) for name in _GEOMETRY)
@@ -77,7 +83,7 @@ def _from_file(uri, target: tuple[int, int] | None, max_pixels: int) -> Image.Im
 
 _LOADERS: list[tuple[type | tuple[type, ...], Callable]] = [
     (np.ndarray, lambda item, target, max_pixels: item),
-    (Image.Image, lambda item, target, max_pixels: decode.normalize_mode(item)),
+    (Image.Image, lambda item, target, max_pixels: decode.normalize_mode(decode.upright(item))),
     ((bytes, bytearray, memoryview), lambda item, target, max_pixels: decode.decode_pil(bytes(item), max_pixels,
                                                                                         target)),
     ((str, os.PathLike), _from_file),

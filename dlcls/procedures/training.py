@@ -7,6 +7,7 @@ The history it returns feeds plot_dl_classifier_training_progress.
 """
 
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -60,13 +61,15 @@ def train_dl_classifier(handle: DLClassifier, train_images, train_labels, valida
                         step_epochs: int = 0, step_factor: float = 0.5, training_error_percent: float = 20,
                         seed: int = 42, best_model: str | None = None, restore_best: bool = True,
                         progress: bool = True) -> TrainingHistory:
-    """Train for `epochs` epochs. Images are preprocessed float arrays (N x H x W x C) or image
-    files (paths/URLs, preprocessed batch by batch); labels are class names or indices.
+    """Train for `epochs` epochs. Images are preprocessed float arrays (N x H x W x C), image files
+    (paths/URLs, preprocessed batch by batch), or images in memory that preprocess_dl_classifier_images
+    takes (uint8 arrays, PIL images: preprocessed once, up front); labels are class names or indices.
     `augmentation`: augment_images parameters, e.g. {'mirror': 'rc'}. `strategy` 'step' multiplies
     the learning rate by `step_factor` every `step_epochs` epochs, 'cosine' anneals it. `best_model`:
     where to write the model whenever the validation error reaches a new best (<=, as HALCON).
     `seed` decides shuffling, augmentation and dropout; the caller's random state is left as it was."""
     _check_sets(train_images, train_labels, validation_images, validation_labels, epochs, step_factor)
+    train_images, validation_images = _prepare(train_images, handle), _prepare(validation_images, handle)
     step = handle.get_param("batch_size") * handle.get_param("batch_size_multiplier")
     if len(train_images) < step:
         raise errors.BatchSizeError(f"{len(train_images)} training images are fewer than one batch of {step}; "
@@ -130,11 +133,22 @@ def _take(images, indices):
     return [images[i] for i in indices]
 
 
-def _load(images, handle: DLClassifier):
-    """Preprocessed float arrays pass through; files are read and preprocessed."""
-    if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+def _prepare(images, handle: DLClassifier):
+    """Image files (paths/URLs) stay files, read batch by batch; float arrays are taken as
+    preprocessed; anything else in memory (byte arrays, PIL images, encoded bytes) is preprocessed
+    here, once, so that the training batches and the evaluation see the same float images."""
+    if (isinstance(images, np.ndarray) and images.dtype.kind == "f") or _are_files(images):
         return images
     return preprocess_dl_classifier_images(images, handle)
+
+
+def _are_files(images) -> bool:
+    return isinstance(images, (list, tuple)) and all(isinstance(i, (str, os.PathLike)) for i in images)
+
+
+def _load(images, handle: DLClassifier):
+    """A batch as float arrays: prepared arrays as they are, files read and preprocessed."""
+    return images if isinstance(images, np.ndarray) else preprocess_dl_classifier_images(images, handle)
 
 
 def _record(history: TrainingHistory, epoch, loss, train_error, val_error, rate, speed) -> None:
