@@ -106,10 +106,37 @@ def test_s3_source_and_output(image_tree, s3_bucket):
     assert shard.column("path").to_pylist()[0].startswith(f"{s3_bucket}/images/")
 
 
-def test_too_many_errors_fail_clearly(tmp_path):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_file_names_with_glob_characters_are_read_as_they_are(where, tmp_path, monkeypatch, request):
+    names = ["img[1].png", "[ab].png", "star*.png", "what?.png", "a.png"]
+    source = tmp_path / "src"
+    for label in ("x", "y"):
+        (source / label).mkdir(parents=True)
+        for i, name in enumerate(names):
+            Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(source / label / name)
+    if where == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        storage.filesystem(bucket)[0].put(f"{source}/", f"{bucket[5:]}/src/", recursive=True)
+        source_uri, out = f"{bucket}/src", f"{bucket}/out"
+    else:  # relative paths, as a user types them
+        monkeypatch.chdir(tmp_path)
+        source_uri, out = "src", "out"
+    manifest = preprocess(source_uri, out, "compact", image_dimensions=GEOMETRY, rows_per_shard=4)
+    assert (manifest["listed"], manifest["rows"], manifest["errors"]) == (10, 10, 0)
+    shards = tables.read_parquet(f"{manifest['output']}/shards/{manifest['shards'][0]}")
+    pixels = dict(zip(shards.column("relative_path").to_pylist(), images_of(shards.column("image"),
+                                                                             manifest["image"])[:, 0, 0, 0]))
+    assert all(pixels[p] == 40 * names.index(p.split("/")[1]) for p in pixels)  # each file's own pixels
+    if where == "local":
+        assert manifest["output"] == str(tmp_path / "out") and manifest["source"] == str(source)
+
+
+def test_too_many_errors_fail_clearly_and_leave_no_earlier_manifest(tmp_path):
     source = tmp_path / "src"
     (source / "a").mkdir(parents=True)
     Image.new("RGB", (20, 20)).save(source / "a" / "ok.png")
+    preprocess(str(source), str(tmp_path / "out"), "compact", image_dimensions=GEOMETRY)
+    assert (tmp_path / "out" / "manifest.json").exists()
     (source / "a" / "broken.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(dlcls.errors.WrongParamValueError, match="max-error-ratio"):
         preprocess(str(source), str(tmp_path / "out"), "compact", image_dimensions=GEOMETRY, max_error_ratio=0.2)

@@ -12,8 +12,7 @@ example:
 
 import argparse
 
-from ..core.decode import DEFAULT_MAX_PIXELS
-from .common import add_ray_arguments, print_outputs
+from .common import add_preprocess_arguments, add_ray_arguments, preprocess_options, print_outputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,19 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", help="where the shards go (folder or URL)")
     parser.add_argument("--model", default="pretrained_dl_classifier_compact.hdl",
                         help="network (built-in name or model file) whose image size, channels and range to use")
-    parser.add_argument("--image-dimensions", type=int, nargs=3, metavar=("WIDTH", "HEIGHT", "CHANNELS"),
-                        help="override the network's image_dimensions")
-    parser.add_argument("--label-source", default="last_folder",
-                        choices=["last_folder", "file_name", "file_name_remove_index"])
-    parser.add_argument("--train-percent", type=float, default=70)
-    parser.add_argument("--validation-percent", type=float, default=15)
-    parser.add_argument("--seed", type=int, default=42, help="seed of the split (default: %(default)s)")
-    parser.add_argument("--rows-per-shard", type=int, default=256)
-    parser.add_argument("--max-error-ratio", type=float, default=None,
-                        help="fail when more than this fraction of the files cannot be read (default: never)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="refuse images with more pixels (decompression bombs; default: %(default)s)")
-    parser.add_argument("--contrast-normalization", action="store_true")
+    add_preprocess_arguments(parser)
     add_ray_arguments(parser)
 
 
@@ -42,10 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ray.session import ray_session
 
     with ray_session(args.address, args.num_cpus):
-        manifest = preprocess(args.source, args.output, args.model, args.label_source, args.train_percent,
-                              args.validation_percent, args.seed, args.rows_per_shard, args.max_error_ratio,
-                              args.image_dimensions, contrast_normalization=args.contrast_normalization,
-                              max_pixels=args.max_pixels)
+        manifest = preprocess(args.source, args.output, args.model, **preprocess_options(args))
     _summary(manifest)
     return 0
 

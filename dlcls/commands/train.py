@@ -13,7 +13,7 @@ example:
 
 import argparse
 
-from .common import add_ray_arguments, print_outputs, progress_line
+from .common import add_preprocess_arguments, add_ray_arguments, preprocess_options, print_outputs, progress_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker, nccl")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--classes", nargs="+", metavar="CLASS",
+                        help="the classes to train (default: the model file's, else the data's)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--batch-size-multiplier", type=int)
     parser.add_argument("--learning-rate", type=float)
@@ -39,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", help="checkpoint storage (default: runs/ next to --out)")
     parser.add_argument("--max-failures", type=int, default=3, help="worker failures to recover from")
     parser.add_argument("--cpus-per-worker", type=float)
-    parser.add_argument("--image-dimensions", type=int, nargs=3, metavar=("WIDTH", "HEIGHT", "CHANNELS"),
-                        help="when DATA is an image folder: the network input size to preprocess for")
+    add_preprocess_arguments(parser.add_argument_group("when DATA is an image folder: how it is preprocessed"),
+                             seed_flag="--split-seed")
     add_ray_arguments(parser)
 
 
@@ -56,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
         result = train(args.data, args.model, args.out, schedule, workers=args.workers, use_gpu=args.use_gpu,
                        run_name=args.run_name, storage_uri=args.storage, params=params,
                        max_failures=args.max_failures, cpus_per_worker=args.cpus_per_worker,
-                       progress=progress_line, image_dimensions=args.image_dimensions)
+                       progress=progress_line, **preprocess_options(args))
     best = result["best"]
     print(f"\nbest validation error {100 * best['validation_error']:.1f}% at epoch {best['epoch']}; "
           f"final: {100 * result['history'][-1]['validation_error']:.1f}% after epoch {result['history'][-1]['epoch']}")
+    if len(result["attempts"]) > 1:
+        print(f"resumed: attempts started at epochs {', '.join(str(e) for e in result['attempts'])}")
     print_outputs("outputs:", {**result["outputs"], "checkpoints": result["run"]})
     return 0
 

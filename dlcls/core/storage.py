@@ -44,6 +44,24 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
                           "for s3:// run: pip install 'dlcls[s3]'") from e
 
 
+def absolute(uri: str) -> str:
+    """`uri` with a local path made absolute: Ray tasks and workers run in other working
+    directories (and Ray Train changes into its own), so a relative path means something else there."""
+    uri = os.fspath(uri)
+    protocol = fsspec.core.split_protocol(uri)[0]
+    if protocol in (None, "file", "local"):
+        absolute_path = os.path.abspath(fsspec.core.strip_protocol(uri))
+        return f"file://{absolute_path}" if protocol else absolute_path
+    return uri
+
+
+def remove(uri: str) -> None:
+    """Delete the file or folder at `uri`, if there is one."""
+    fs, path = filesystem(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
     return "file" in protocols

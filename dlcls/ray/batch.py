@@ -454,8 +454,9 @@ def publish_evaluation(parts: pa.Table, classes: list[str], output: str) -> list
     tables.write_parquet(table, f"{output}/metrics.parquet")
     write_confusion_matrix_parquet(metrics.confusion_matrix(gt, metrics.top1(confidences), len(classes)), classes,
                                    f"{output}/confusion_matrix.parquet")
-    gen_confusion_matrix(gt_names, predicted, output=f"{output}/confusion_matrix.png")
-    gen_interactive_confusion_matrix(parts["path"].to_pylist(), gt_names, predicted, f"{output}/confusion_matrix.html")
+    gen_confusion_matrix(gt_names, predicted, output=f"{output}/confusion_matrix.png", classes=classes)
+    gen_interactive_confusion_matrix(parts["path"].to_pylist(), gt_names, predicted, f"{output}/confusion_matrix.html",
+                                     classes=classes)
     return table.to_pylist()
 
 

@@ -13,6 +13,7 @@ The conversion to the network's real range happens when batches are formed (`to_
 so shards stay compact.
 """
 
+import asyncio
 import contextlib
 import json
 import math
@@ -20,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+import fsspec.asyn
 import numpy as np
 import pyarrow as pa
 
@@ -99,12 +101,25 @@ def shard_name(shard: int) -> str:
 
 
 def _fetch(paths: list[str]) -> list:
-    """The bytes of each file, or the exception that reading it raised; one concurrent request
-    batch on object stores."""
+    """The bytes of each file, or the exception that reading it raised; concurrent requests on
+    object stores. Each path is read as it is: fsspec's list form (`cat([...])`) would expand
+    `[`, `*` and `?` in file names as glob patterns."""
     fs, _ = storage.filesystem(paths[0])
     stripped = [storage.filesystem(p)[1] for p in paths]
-    found = fs.cat(stripped, on_error="return")
-    return [found.get(p, FileNotFoundError(p)) for p in stripped]
+    if getattr(fs, "async_impl", False):
+        return fsspec.asyn.sync(fs.loop, _gather, fs, stripped)
+    return [_read(fs, p) for p in stripped]
+
+
+async def _gather(fs, paths: list[str]) -> list:
+    return await asyncio.gather(*(fs._cat_file(p) for p in paths), return_exceptions=True)
+
+
+def _read(fs, path: str):
+    try:
+        return fs.cat_file(path)
+    except Exception as e:  # recorded in the errors table by the caller
+        return e
 
 
 def _prepare(path: str, data, geometry: Geometry) -> tuple[np.ndarray | None, dict | None]:
@@ -160,7 +175,11 @@ def preprocess(source: str, output: str, model: str = "pretrained_dl_classifier_
     if image_dimensions:
         handle.set_param("image_dimensions", image_dimensions)
     geometry = Geometry.of(handle, **options)
-    output = str(output).rstrip("/")
+    source, output = storage.absolute(source), storage.absolute(str(output).rstrip("/"))
+    # A manifest describes the shards it was written with: the one of an earlier run goes first, so
+    # that a run that fails or is stopped never leaves an old manifest over new shards.
+    storage.remove(f"{output}/manifest.json")
+    storage.remove(f"{output}/shards")
     listing, classes = list_source(source, label_source, train_percent, validation_percent, seed)
     listing_uri = f"{output}/listing.parquet"
     tables.write_parquet(listing, listing_uri, row_group_size=rows_per_shard)

@@ -13,17 +13,19 @@ from dataclasses import asdict
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import torch
 
+from .. import errors
 from ..classifier import DLClassifier
 from ..core import storage, tables
 from ..procedures.plots import plot_dl_classifier_training_progress
 from .data import preprocess
 from .session import require_ray
-from .train_loop import Schedule, train_loop, worker_of
+from .train_loop import Schedule, shares, train_loop, worker_of
 
 # Command-line overrides of the model file's parameters.
-PARAM_OVERRIDES = ("batch_size", "batch_size_multiplier", "learning_rate", "momentum", "weight_prior")
+PARAM_OVERRIDES = ("classes", "batch_size", "batch_size_multiplier", "learning_rate", "momentum", "weight_prior")
 METRICS = ("epoch", "loss", "training_error", "validation_error", "learning_rate", "images_per_second")
 
 
@@ -36,48 +38,106 @@ def output_names(model_uri: str) -> dict[str, str]:
 def train(data: str, model: str, out: str, schedule: Schedule, *, workers: int = 2, use_gpu: bool = False,
           run_name: str | None = None, storage_uri: str | None = None, params: dict | None = None,
           max_failures: int = 3, cpus_per_worker: float | None = None, progress=None, **preprocess_options) -> dict:
-    """Train on the running Ray; returns {'outputs', 'history', 'run', 'resumed_from'}."""
+    """Train on the running Ray; returns {'outputs', 'history', 'best', 'run', 'attempts'}:
+    'attempts' lists the epoch each attempt of the run started from ([0] for an uninterrupted run;
+    [0, 2] when a worker died after epoch 2's checkpoint or the run was resumed there).
+    `preprocess_options` go to data.preprocess when DATA is an image folder."""
     ray = require_ray()
-    names = output_names(str(out))
+    if not isinstance(workers, int) or workers < 1:
+        raise errors.WrongParamValueError(f"--workers must be an integer >= 1, got {workers!r}")
+    names = output_names(storage.absolute(str(out)))
     run_name = run_name or os.path.basename(names["model"]).removesuffix(".hdl")
-    storage_uri = str(storage_uri or f"{os.path.dirname(names['model']) or '.'}/runs").rstrip("/")
-    shards = _shards(data, f"{storage_uri}/{run_name}/shards", model, preprocess_options)
+    storage_uri = storage.absolute(str(storage_uri or f"{os.path.dirname(names['model'])}/runs").rstrip("/"))
+    run_dir = f"{storage_uri}/{run_name}"
+    handle = DLClassifier.read(model)
+    shards = _shards(storage.absolute(str(data)), f"{run_dir}/shards", model, handle, preprocess_options)
     manifest = json.loads(storage.read_bytes(f"{shards}/manifest.json"))
-    handle = _handle(model, manifest, params or {}, schedule.seed)
-    trainer = _trainer(ray, handle, manifest, shards, schedule, names["best"], workers, use_gpu, run_name,
+    handle = _handle(handle, manifest, params or {}, schedule.seed)
+    schedule.check(manifest["image"])
+    _check_shares(handle, manifest, shards, workers)
+    trainer = _trainer(ray, handle, manifest, shards, schedule, f"{run_dir}/best.hdl", workers, use_gpu, run_name,
                        storage_uri, max_failures, cpus_per_worker)
-    with _watching(f"{storage_uri}/{run_name}", progress):
-        result = trainer.fit()
-    state = _final(result.checkpoint, names["model"])
+    with _watching(run_dir, progress):
+        try:
+            result = trainer.fit()
+        except ray.train.TrainingFailedError as e:
+            raise RuntimeError(f"training failed ({str(e).strip().splitlines()[0]}); its checkpoints are in "
+                               f"{run_dir}: run the same command again to resume from the last one") from e
+    state = _final(result.checkpoint, names, run_dir)
     _write_outputs(state["history"], names)
-    return {"outputs": names, "history": state["history"], "best": state["best"], "run": f"{storage_uri}/{run_name}"}
+    return {"outputs": names, "history": state["history"], "best": state["best"], "run": run_dir,
+            "attempts": state["attempts"]}
 
 
-def _shards(data: str, target: str, model: str, options: dict) -> str:
-    """DATA if it holds preprocessed shards, else the shards preprocessed from it into `target`."""
-    data = str(data).rstrip("/")
+def _shards(data: str, target: str, model: str, handle: DLClassifier, options: dict) -> str:
+    """DATA if it holds preprocessed shards, else the shards preprocessed from it into `target`
+    (once: a resumed run finds them there)."""
+    data = data.rstrip("/")
     if storage.exists(f"{data}/manifest.json"):
         return data
-    if not storage.exists(f"{target}/manifest.json"):  # a resumed run preprocessed it already
-        preprocess(data, target, model, **options)
+    if storage.exists(f"{target}/manifest.json"):
+        wanted = options.get("image_dimensions") or list(handle.geometry)
+        image = json.loads(storage.read_bytes(f"{target}/manifest.json"))["image"]
+        if [image["width"], image["height"], image["channels"]] != list(wanted):
+            raise errors.WrongParamValueError(
+                f"this run's images were preprocessed for {image['width']}x{image['height']}x{image['channels']}, not "
+                f"{'x'.join(map(str, wanted))}: use a new --run-name to train at another size")
+        return target
+    preprocess(data, target, model, **options)
     return target
 
 
-def _handle(model: str, manifest: dict, params: dict, seed: int) -> DLClassifier:
-    """The network to start from, set to the data's classes and geometry and the given parameters.
-    A new output layer is drawn from `seed`: the same seed gives the same model."""
-    handle = DLClassifier.read(model)
+def _handle(handle: DLClassifier, manifest: dict, params: dict, seed: int) -> DLClassifier:
+    """The network to start from, set to its classes (the override's, else the model file's, else
+    the data's), the data's geometry and the given parameters. A new output layer is drawn from
+    `seed`: the same seed gives the same model."""
+    classes = params.get("classes") or handle.get_param("classes") or manifest["classes"]
+    unknown = sorted(set(manifest["classes"]) - set(classes))
+    if unknown:
+        raise errors.InvalidLabelsError(
+            f"the data has classes {unknown} that the model's classes {classes} lack; pass --classes with every "
+            "class to train a new output layer")
     image = manifest["image"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if handle.get_param("classes") != manifest["classes"]:
-            handle.set_param("classes", manifest["classes"])
+        if handle.get_param("classes") != classes:
+            handle.set_param("classes", classes)
         handle.set_param("image_dimensions", [image["width"], image["height"], image["channels"]])
     handle.set_param("runtime", "cpu")  # each worker moves the network to its own device
     for name, value in params.items():
-        if value is not None:
+        if value is not None and name != "classes":
             handle.set_param(name, value)
     return handle
+
+
+def _check_shares(handle: DLClassifier, manifest: dict, shards: str, workers: int) -> None:
+    """Refuse, before any worker starts, a run in which some worker could not fill its share of
+    one optimizer step or there is nothing to validate on."""
+    step = handle.get_param("batch_size") * handle.get_param("batch_size_multiplier")
+    if step < workers:
+        raise errors.BatchSizeError(
+            f"batch_size * batch_size_multiplier = {step} images per step cannot be shared by {workers} workers "
+            "(each needs at least one): lower --workers or raise --batch-size")
+    if not sum(manifest["counts"]["validation"].values()):
+        raise errors.WrongParamValueError(
+            f"{shards} has no validation images: preprocess with --validation-percent > 0")
+    rows = _columns(manifest, shards, ["relative_path", "split"])
+    have = [0] * workers
+    for path, split in zip(rows.column("relative_path").to_pylist(), rows.column("split").to_pylist()):
+        if split == "train":
+            have[worker_of(path, workers)] += 1
+    short = [(rank, n, share) for rank, (n, share) in enumerate(zip(have, shares(step, workers))) if n < share]
+    if short:
+        rank, n, share = short[0]
+        raise errors.BatchSizeError(
+            f"worker {rank} of {workers} gets {n} training images, fewer than its share ({share}) of one step of "
+            f"{step} images: lower --batch-size or --workers, or train on more images")
+
+
+def _columns(manifest: dict, shards: str, columns: list[str]) -> pa.Table:
+    fs, path = storage.filesystem(shards)
+    files = [f"{path}/shards/{name}" for name in manifest["shards"]]
+    return pq.read_table(files, columns=columns, filesystem=_arrow_filesystem(fs))
 
 
 def _trainer(ray, handle, manifest, shards, schedule, best_uri, workers, use_gpu, run_name, storage_uri,
@@ -88,10 +148,12 @@ def _trainer(ray, handle, manifest, shards, schedule, best_uri, workers, use_gpu
     cpus = cpus_per_worker or _cpus_per_worker(ray, workers, use_gpu)
     schedule = Schedule(**{**asdict(schedule), "threads": max(1, int(cpus))})
     storage_path, filesystem = _train_storage(storage_uri)
+    classes = handle.get_param("classes")
     return TorchTrainer(
         train_loop,
         train_loop_config={"model": {"bytes": handle.to_bytes()}, "geometry": manifest["image"],
-                           "schedule": asdict(schedule), "best_model": best_uri},
+                           "schedule": asdict(schedule), "best_model": best_uri,
+                           "label_map": [classes.index(c) for c in manifest["classes"]]},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus}),
         run_config=RunConfig(name=run_name, storage_path=storage_path, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=max_failures),
@@ -110,23 +172,25 @@ def _train_storage(storage_uri: str):
     """Ray Train's storage: a local path as it is; other URLs through our fsspec file system (the
     same endpoint and credentials as every other read and write), with the scheme stripped."""
     fs, path = storage.filesystem(storage_uri)
-    if storage.is_local(fs):
-        return os.path.abspath(path), None
-    return path, pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    return (os.path.abspath(path), None) if storage.is_local(fs) else (path, _arrow_filesystem(fs))
 
 
 def _datasets(ray, manifest: dict, shards: str, workers: int) -> dict:
+    """One dataset per worker: the training and validation rows whose path hashes to it."""
     fs, path = storage.filesystem(shards)
     files = [f"{path}/shards/{name}" for name in manifest["shards"]]
-    filesystem = None if storage.is_local(fs) else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
-    source = ray.data.read_parquet(files, filesystem=filesystem)
-    return {f"{split}_{rank}": source.map_batches(_select, fn_kwargs={"split": split, "rank": rank, "workers": workers},
-                                                  batch_format="pyarrow")
-            for split in ("train", "validation") for rank in range(workers)}
+    source = ray.data.read_parquet(files, filesystem=_arrow_filesystem(fs))
+    return {f"rows_{rank}": source.map_batches(_select, fn_kwargs={"rank": rank, "workers": workers},
+                                               batch_format="pyarrow")
+            for rank in range(workers)}
 
 
-def _select(batch: pa.Table, split: str, rank: int, workers: int) -> pa.Table:
-    keep = [s == split and worker_of(p, workers) == rank for s, p in
+def _arrow_filesystem(fs):
+    return None if storage.is_local(fs) else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+
+
+def _select(batch: pa.Table, rank: int, workers: int) -> pa.Table:
+    keep = [s in ("train", "validation") and worker_of(p, workers) == rank for s, p in
             zip(batch.column("split").to_pylist(), batch.column("relative_path").to_pylist())]
     return batch.filter(pa.array(keep, pa.bool_()))
 
@@ -141,15 +205,18 @@ def _watching(run_dir: str, progress, interval: float = 1.0):
         return
     stop, seen = threading.Event(), set(_checkpointed(run_dir))
 
+    def scan():
+        for name in sorted(set(_checkpointed(run_dir)) - seen):
+            try:
+                state = json.loads(storage.read_bytes(f"{run_dir}/{name}/state.json"))
+            except (OSError, ValueError):  # removed meanwhile (two are kept) or still being copied
+                continue
+            seen.add(name)
+            progress(state["history"][-1])
+
     def watch():
         while not stop.wait(interval):
-            for name in sorted(set(_checkpointed(run_dir)) - seen):
-                seen.add(name)
-                try:
-                    state = json.loads(storage.read_bytes(f"{run_dir}/{name}/state.json"))
-                except OSError:  # an old checkpoint removed meanwhile (only the last two are kept)
-                    continue
-                progress(state["history"][-1])
+            scan()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -158,6 +225,7 @@ def _watching(run_dir: str, progress, interval: float = 1.0):
     finally:
         stop.set()
         thread.join()
+    scan()  # the epochs checkpointed since the last look
 
 
 def _checkpointed(run_dir: str) -> list[str]:
@@ -165,12 +233,15 @@ def _checkpointed(run_dir: str) -> list[str]:
     return [p.rsplit("/", 2)[1] for p in fs.glob(f"{path}/epoch-*/state.json")]
 
 
-def _final(checkpoint, model_uri: str) -> dict:
+def _final(checkpoint, names: dict, run_dir: str) -> dict:
+    """The last checkpoint's model and the run's best model to their places; the run's state."""
     with checkpoint.as_directory() as directory:
         with open(os.path.join(directory, "model.hdl"), "rb") as f:
-            storage.write_bytes_atomic(model_uri, f.read())
+            storage.write_bytes_atomic(names["model"], f.read())
         with open(os.path.join(directory, "state.json")) as f:
-            return json.load(f)
+            state = json.load(f)
+    storage.write_bytes_atomic(names["best"], storage.read_bytes(f"{run_dir}/best.hdl"))
+    return state
 
 
 def _write_outputs(history: list[dict], names: dict) -> None:

@@ -6,18 +6,24 @@ batch_size_multiplier images in total. Worker r takes a share of b // N images, 
 first b % N workers when N does not divide b, and weighs its loss by share * N / b, so that DDP's
 gradient average is the mean over the b images, as on one machine.
 
-Data: Ray Data reads the shards of `dlcls preprocess`; worker r is fed the rows whose path hashes
-to r (a fixed assignment, so the same seed gives the same model for the same N) and keeps them in
-memory as network bytes. Each epoch it shuffles them with a generator seeded by (seed, epoch,
-rank), and all workers take the same number of steps (the smallest count of full shares).
-Validation and training errors are counted on every worker and summed across them.
+Data: Ray Data reads the shards of `dlcls preprocess`; worker r is fed the training and
+validation rows whose path hashes to r (a fixed assignment, so the same seed gives the same model
+for the same N), with label indices mapped to the model's classes, and keeps them in memory as
+network bytes. Each worker scans every shard and keeps its part, so the shards are read N times
+per attempt: cheap next to the epochs of training on them, and what makes the assignment exact.
+Each epoch a worker shuffles its rows with a generator seeded by (seed, epoch, rank), and all
+workers take the same number of steps (the smallest count of full shares; the driver has checked
+that every worker fills at least one). Validation and training errors are counted on every
+worker and summed across them; a digest of every validation prediction goes into the history.
 
 Checkpoints: rank 0 reports, every epoch, a directory with `model.hdl` (a dlcls model file with
-the SGD momentum) and `state.json` (epoch and history). A worker that dies is replaced and the
-run resumes from the last checkpoint; running the command again with the same run name resumes
-the run from its storage path.
+the SGD momentum) and `state.json` (epoch, history, best epoch, the epoch each attempt started
+from), and writes the best model so far to the run's storage. A worker that dies is replaced and
+the run resumes from the last checkpoint; running the command again with the same run name
+resumes the run from its storage path.
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +38,7 @@ import torch
 import torch.distributed as dist
 from ray.train import Checkpoint
 
+from .. import errors
 from ..classifier import DLClassifier
 from ..core.predict import predict
 from ..core.preprocess import to_network_range
@@ -57,6 +64,21 @@ class Schedule:
     fail_once_at_epoch: int | None = None  # tests: a worker kills itself once, after this epoch's checkpoint
     fail_marker: str | None = None
 
+    def check(self, geometry: dict) -> None:
+        """Refuse bad settings on the driver, before any worker starts (a worker would fail on them
+        after Ray Train's retries)."""
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise errors.WrongParamValueError(f"--epochs must be an integer >= 1, got {self.epochs!r}")
+        if not self.step_factor > 0:
+            raise errors.WrongParamValueError(f"--step-factor must be > 0, got {self.step_factor!r}")
+        if not 0 < self.training_error_percent <= 100:
+            raise errors.WrongParamValueError(
+                f"--training-error-percent must be in (0, 100], got {self.training_error_percent!r}")
+        learning_rate_at(0, 1.0, self.epochs, self.strategy, self.step_epochs, self.step_factor)
+        if self.augmentation:  # the names and values, checked by the function the workers call
+            image = np.zeros((1, geometry["height"], geometry["width"], geometry["channels"]), np.float32)
+            augment_images(image, list(self.augmentation), list(self.augmentation.values()), seed=0)
+
 
 def shares(batch: int, workers: int) -> list[int]:
     """Images of one optimizer step per worker: b // N, one more for the first b % N workers."""
@@ -74,14 +96,14 @@ def train_loop(config: dict) -> None:
     schedule = Schedule(**config["schedule"])
     torch.set_num_threads(schedule.threads)
     handle, state = _start(config["model"])
+    state.setdefault("attempts", []).append(state["epoch"])
     # Buffers are shared once per epoch (_share_buffers), not at every forward; gradients are
     # reduced in place in their buckets, without a copy.
     model = ray.train.torch.prepare_model(
         handle.network, parallel_strategy_kwargs={"broadcast_buffers": False, "gradient_as_bucket_view": True})
     optimizer = handle.optimizer()
     device = ray.train.torch.get_device()
-    train = _rows(ray.train.get_dataset_shard(f"train_{rank}"), config["geometry"])
-    validation = _rows(ray.train.get_dataset_shard(f"validation_{rank}"), config["geometry"])
+    train, validation = _rows(ray.train.get_dataset_shard(f"rows_{rank}"), config["geometry"], config["label_map"])
     share = shares(handle.get_param("batch_size") * handle.get_param("batch_size_multiplier"), workers)
     steps = _all_reduce(torch.tensor([len(train["labels"]) // share[rank]]), dist.ReduceOp.MIN).item()
     subset = _subset(train, schedule)
@@ -95,10 +117,11 @@ def train_loop(config: dict) -> None:
         loss = _epoch(model, optimizer, train, share, rank, steps, epoch, schedule, handle, device)
         seconds = time.perf_counter() - start
         _share_buffers(handle.network)
-        errors = _errors(handle, [subset, validation], device)
-        record = {"epoch": epoch + 1, "loss": loss, "training_error": errors[0], "validation_error": errors[1],
-                  "learning_rate": rate, "images_per_second": steps * sum(share) / seconds,
-                  "workers": workers, "nodes": len(set(nodes))}
+        (training_error, _), (validation_error, predicted) = _errors(handle, [subset, validation], device)
+        record = {"epoch": epoch + 1, "loss": loss, "training_error": training_error,
+                  "validation_error": validation_error, "learning_rate": rate,
+                  "images_per_second": steps * sum(share) / seconds, "workers": workers, "nodes": len(set(nodes)),
+                  "validation_predictions": _digest(validation["paths"], predicted, workers)}
         _report(handle, state, record, rank, config["best_model"], schedule)
 
 
@@ -115,15 +138,22 @@ def _start(model: dict) -> tuple[DLClassifier, dict]:
             return handle, json.load(f)
 
 
-def _rows(shard, geometry: dict) -> dict:
-    """All rows of this worker's dataset shard as arrays, in a fixed order (by path)."""
+def _rows(shard, geometry: dict, label_map: list[int]) -> tuple[dict, dict]:
+    """This worker's training and validation rows as arrays, each in a fixed order (by path), with
+    the shards' label indices mapped to the model's classes."""
     batches = list(shard.iter_batches(batch_size=1024, batch_format="pyarrow"))
-    paths = [p for b in batches for p in b.column("relative_path").to_pylist()]
-    order = np.argsort(paths, kind="stable")
+    paths = np.array([p for b in batches for p in b.column("relative_path").to_pylist()], dtype=object)
+    splits = np.array([s for b in batches for s in b.column("split").to_pylist()], dtype=object)
     images = np.concatenate([images_of(b.column("image"), geometry) for b in batches]) if batches else \
         np.empty((0, geometry["height"], geometry["width"], geometry["channels"]), np.uint8)
     labels = np.concatenate([b.column("label_index").to_numpy() for b in batches]) if batches else np.empty(0, int)
-    return {"paths": [paths[i] for i in order], "images": images[order], "labels": labels[order].astype(np.int64)}
+    labels = np.asarray(label_map, np.int64)[labels]
+    sets = []
+    for split in ("train", "validation"):
+        chosen = np.flatnonzero(splits == split)
+        chosen = chosen[np.argsort(paths[chosen], kind="stable")]
+        sets.append({"paths": paths[chosen].tolist(), "images": images[chosen], "labels": labels[chosen]})
+    return sets[0], sets[1]
 
 
 def _subset(rows: dict, schedule: Schedule) -> dict:
@@ -154,20 +184,32 @@ def _epoch(model, optimizer, rows: dict, share: list[int], rank: int, steps: int
         steps * sum(share), 1)
 
 
-def _errors(handle: DLClassifier, sets: list[dict], device) -> list[float]:
-    """Top-1 error of each set, counted on every worker and summed across them."""
-    counts = []
+def _errors(handle: DLClassifier, sets: list[dict], device) -> list[tuple[float, np.ndarray]]:
+    """Top-1 error of each set, counted on every worker and summed across them, and this
+    worker's predicted class indices."""
+    counts, predictions = [], []
     lo, hi = handle.get_param("image_range_min"), handle.get_param("image_range_max")
     batch = handle.get_param("batch_size")
     for rows in sets:
-        wrong = 0
+        predicted = [np.empty(0, np.int64)]
         for start in range(0, len(rows["labels"]), batch):
             images = to_network_range(rows["images"][start:start + batch], lo, hi)
             x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-            wrong += int((predict(handle.network, x, device).argmax(1) != rows["labels"][start:start + batch]).sum())
-        counts += [wrong, len(rows["labels"])]
+            predicted.append(predict(handle.network, x, device).argmax(1))
+        predictions.append(np.concatenate(predicted))
+        counts += [int((predictions[-1] != rows["labels"]).sum()), len(rows["labels"])]
     summed = _all_reduce(torch.tensor(counts, dtype=torch.float64), dist.ReduceOp.SUM).tolist()
-    return [summed[i] / summed[i + 1] if summed[i + 1] else float("nan") for i in range(0, len(summed), 2)]
+    return [(summed[i] / summed[i + 1] if summed[i + 1] else float("nan"), p)
+            for i, p in zip(range(0, len(summed), 2), predictions)]
+
+
+def _digest(paths: list[str], predicted: np.ndarray, workers: int) -> str:
+    """sha256 of every validation image's (path, predicted class index), gathered from all
+    workers: a model file read back elsewhere must give exactly these predictions."""
+    gathered = [None] * workers
+    dist.all_gather_object(gathered, list(zip(paths, predicted.tolist())))
+    pairs = sorted(pair for part in gathered for pair in part)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
 
 
 def _share_buffers(network: torch.nn.Module) -> None:
