@@ -4,8 +4,10 @@
 `dlcls.operators` are thin calls onto it.
 """
 
+import numbers
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ from .core import modelfile, params, storage
 from .core.models import ARCHITECTURES, IMAGENET_CLASSES, Architecture, create_network, find_architecture
 from .core.predict import predict_all
 from .core.pretrained import builtin_network
-from .core.runtime import resolve_device
+from .core.runtime import out_of_memory, resolve_device
 from .core.train_step import make_optimizer, set_hyperparameters, train_step
 from .results import DLClassifierResult, DLClassifierTrainResult, Handle
 
@@ -52,12 +54,14 @@ class DLClassifier(Handle):
             raise errors.ModelFileError(f"{source} names an unknown architecture {description.get('architecture')!r}; "
                                         f"known: {sorted(ARCHITECTURES)}")
         values = params.validate_stored(description.get("params", {}), arch)
-        with torch.random.fork_rng(devices=[]):  # initial values are overwritten; keep the caller's RNG
+        with torch.device("meta"):  # shapes only: no memory, no random numbers
             model = _build(arch, values)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise errors.ModelFileError(f"{source}: the weights do not fit the described network ({e})") from None
+        _check_fit(source, "weights", model.state_dict(), state, complete=True)
+        _check_fit(source, "momentum buffers", {f"{n}.momentum_buffer": p for n, p in model.named_parameters()},
+                   optimizer_state, complete=False)
+        with out_of_memory(errors.ModelFileError, f"{source}: the network it describes does not fit into memory"):
+            model = model.to_empty(device="cpu")
+        model.load_state_dict(state, strict=True)  # fills every tensor: no network has unsaved buffers
         return cls(arch, values, model, trained=bool(description.get("trained")),
                    optimizer_state=optimizer_state, origin=str(description.get("origin", source)))
 
@@ -76,7 +80,7 @@ class DLClassifier(Handle):
     # -- parameters -------------------------------------------------------------------------
     def get_param(self, name: str):
         self._alive()
-        if name in params.COMPOSITES:
+        if isinstance(name, str) and name in params.COMPOSITES:
             return [self._params[n] for n in params.COMPOSITES[name]]
         params.lookup(name, setting=False)
         value = self._params[name]
@@ -84,28 +88,41 @@ class DLClassifier(Handle):
 
     def set_param(self, name: str, value) -> None:
         self._alive()
-        if name in params.COMPOSITES:
+        if isinstance(name, str) and name in params.COMPOSITES:
             return self._set_composite(name, value)
         params.lookup(name, setting=True)
         value = params.check(name, value, self._context())
         if name == "runtime_init":
             return self._init_runtime()
-        old, self._params[name] = self._params[name], value
-        if old != value:
-            _EFFECTS.get(name, _no_effect)(self, old)
+        with self._unchanged_on_failure():
+            old, self._params[name] = self._params[name], value
+            if old != value:
+                _EFFECTS.get(name, _no_effect)(self, old)
 
     def _set_composite(self, name: str, value) -> None:
         names = params.COMPOSITES[name]
+        value = params.plain(value)
         if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(names):
             raise errors.WrongParamValueError(f"{name!r} takes {len(names)} values {list(names)}, got {value!r}")
         context = self._context()
         for n, v in zip(names, value):  # check all before changing any
             context[n] = params.check(n, v, context)
-        for n in names:
-            self.set_param(n, context[n])
+        with self._unchanged_on_failure():
+            for n in names:
+                self.set_param(n, context[n])
 
     def _context(self) -> dict:
-        return {**self._params, "_min_size": self.arch.min_size}
+        return {**self._params, **params.limits(self.arch)}
+
+    @contextmanager
+    def _unchanged_on_failure(self):
+        """A change whose effect fails (out of memory while building the new network) is undone."""
+        saved = dict(self._params), self._model, self._optimizer, self._optimizer_state, self._device
+        try:
+            yield
+        except BaseException:
+            self._params, self._model, self._optimizer, self._optimizer_state, self._device = saved
+            raise
 
     # -- training and inference ------------------------------------------------------------
     def train_batch(self, images, labels) -> DLClassifierTrainResult:
@@ -121,8 +138,11 @@ class DLClassifier(Handle):
         targets = torch.as_tensor(self.label_indices(labels, len(images)))
         device = self._runtime()
         optimizer = self.optimizer()
-        loss = train_step(self._model, optimizer, img.to_tensor(images).to(device), targets.to(device),
-                          self._params["batch_size"])
+        with out_of_memory(errors.DeviceOutOfMemoryError,
+                           f"a training step of {len(images)} images does not fit on {device}: lower 'batch_size' "
+                           "(and raise 'batch_size_multiplier' to keep the images per step)"):
+            loss = train_step(self._model, optimizer, img.to_tensor(images).to(device), targets.to(device),
+                              self._params["batch_size"])
         self.trained = True
         return DLClassifierTrainResult(loss)
 
@@ -131,20 +151,27 @@ class DLClassifier(Handle):
         self._alive()._require_classes()
         images = img.image_list(images)
         img.check_images(images, *self.geometry)
-        confidences = predict_all(self._model, img.chunks(images, self._params["batch_size"]), self._runtime())
+        device, size = self._runtime(), self._params["batch_size"]
+        with out_of_memory(errors.DeviceOutOfMemoryError,
+                           f"a chunk of batch_size = {size} images does not fit on {device}: lower 'batch_size'"):
+            confidences = predict_all(self._model, img.chunks(images, size), device)
         return DLClassifierResult(confidences, self._params["classes"])
 
     def label_indices(self, labels, count: int) -> list[int]:
         """Labels given as class names or indices -> indices into `classes` (HALCON error 7714)."""
         labels = labels.tolist() if isinstance(labels, np.ndarray) else labels
-        labels = [labels] if isinstance(labels, (str, int, np.integer)) else list(labels)
+        try:
+            labels = [labels] if isinstance(labels, (str, numbers.Integral)) else list(labels)
+        except TypeError:  # None, a float, ...: nothing to iterate over
+            raise errors.InvalidLabelsError(
+                f"labels must be class names or indices, one per image, got {labels!r}") from None
         if len(labels) != count:
             raise errors.InvalidLabelsError(f"got {len(labels)} labels for {count} images; give one label per image")
         classes = self._params["classes"]
         lookup = {name: i for i, name in enumerate(classes)}
         indices = []
         for label in labels:
-            is_index = isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+            is_index = isinstance(label, numbers.Integral) and not isinstance(label, bool)
             index = int(label) if is_index else lookup.get(label) if isinstance(label, str) else None
             if index is None or not 0 <= index < len(classes):
                 raise errors.InvalidLabelsError(
@@ -181,21 +208,20 @@ class DLClassifier(Handle):
     def _runtime(self) -> torch.device:
         if self._device is None:
             device = resolve_device(self._params["runtime"], self._params["gpu"])
-            self._model.to(device)
+            with out_of_memory(errors.DeviceOutOfMemoryError, f"the network does not fit on {device}: use a "
+                               "smaller network or image size, another 'gpu', or 'runtime' 'cpu'"):
+                self._model.to(device)
             self._device = device
         return self._device
 
     def _init_runtime(self) -> None:
         """runtime_init 'immediately': move the network and run one full batch now, so that a lack
         of device memory shows here (4104) rather than at the first apply."""
-        device = self._runtime()
+        device, size = self._runtime(), self._params["batch_size"]
         width, height, channels = self.geometry
-        try:
-            with torch.inference_mode():
-                self._model.eval()(torch.zeros(self._params["batch_size"], channels, height, width, device=device))
-        except torch.OutOfMemoryError:
-            raise errors.DeviceOutOfMemoryError(
-                f"batch_size {self._params['batch_size']} does not fit on {device}; lower 'batch_size'") from None
+        with out_of_memory(errors.DeviceOutOfMemoryError, f"batch_size {size} does not fit on {device}; "
+                           "lower 'batch_size'"), torch.inference_mode():
+            self._model.eval()(torch.zeros(size, channels, height, width, device=device))
 
     def optimizer(self) -> torch.optim.SGD:
         """The SGD optimizer of the network, with the current hyper-parameters and the momentum
@@ -231,13 +257,30 @@ class DLClassifier(Handle):
         model.load_state_dict({k: v for k, v in old.items() if k in fresh and _layer(k) not in lost}, strict=False)
         if self.trained and lost:
             warnings.warn(f"re-initialised {sorted(lost)}: the network must be trained again", stacklevel=4)
-        self._model = model.to(self._device) if self._device is not None else model
+        if self._device is not None:
+            with out_of_memory(errors.DeviceOutOfMemoryError, f"the new network does not fit on {self._device}"):
+                model = model.to(self._device)
+        self._model = model
         self._optimizer, self._optimizer_state = None, {}
 
 
 def _build(arch: Architecture, values: dict) -> nn.Module:
-    outputs = len(values["classes"]) or IMAGENET_CLASSES
-    return create_network(arch, outputs, values["image_num_channels"], values["image_width"], values["image_height"])
+    width, height = values["image_width"], values["image_height"]
+    with out_of_memory(errors.DeviceOutOfMemoryError, f"the {arch.name} network for {width}x{height} images does "
+                       "not fit into memory: choose a smaller 'image_width'/'image_height'"):
+        return create_network(arch, len(values["classes"]) or IMAGENET_CLASSES, values["image_num_channels"],
+                              width, height)
+
+
+def _check_fit(source: str, what: str, expected: dict, tensors: dict, *, complete: bool) -> None:
+    """Error 7902 unless every tensor read from a file has a counterpart of its shape in
+    `expected` (and, if `complete`, every expected tensor was read)."""
+    wrong = [k for k, v in tensors.items() if k not in expected or tuple(v.shape) != tuple(expected[k].shape)]
+    missing = [k for k in expected if k not in tensors] if complete else []
+    if wrong or missing:
+        raise errors.ModelFileError(
+            f"{source}: the {what} do not fit the described network ({len(wrong)} unknown or of another shape, "
+            f"first {wrong[:3]}; {len(missing)} missing, first {missing[:3]}); write the model file again")
 
 
 def _layer(key: str) -> str:

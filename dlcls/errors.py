@@ -15,6 +15,11 @@ class HalconError(Exception):
         super().__init__(f"[{self.code}] {message}")
         self.message = message
 
+    def __reduce__(self):
+        # Rebuild from the bare message: the default would pass the coded text to __init__ again
+        # ("[7714] [7714] ..."). Ray pickles errors to send them between processes.
+        return type(self), (self.message,)
+
 
 class WrongHandleTypeError(HalconError, TypeError):
     """A handle argument is of the wrong kind (e.g. a result handle where a classifier is due)."""

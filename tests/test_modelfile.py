@@ -11,8 +11,8 @@ import torch
 from conftest import separable_batch
 
 import dlcls
-from dlcls import errors
-from dlcls.core import storage
+from dlcls import classifier, errors
+from dlcls.core import modelfile, params, storage
 
 
 def _train(handle, steps: int, seed: int = 0):
@@ -56,6 +56,68 @@ def test_write_read_and_serialize_deserialize_are_bit_identical(small_classifier
         assert np.array_equal(dlcls.apply_dl_classifier(images, copy).confidences, expected)
         for name in ("classes", "image_dimensions", "batch_size", "learning_rate", "momentum", "runtime"):
             assert dlcls.get_dl_classifier_param(copy, name) == dlcls.get_dl_classifier_param(handle, name)
+
+
+def test_a_round_trip_keeps_every_parameter_of_the_table(small_classifier):
+    handle = small_classifier()
+    runtime = "cpu" if params.default_runtime() == "gpu" else "gpu"  # read lazily: no device needed
+    changed = {"batch_size": 3, "batch_size_multiplier": 2, "classes": ["x", "y"], "gpu": 1, "learning_rate": 0.02,
+               "momentum": 0.5, "weight_prior": 0.001, "runtime": runtime, "image_dimensions": [40, 36, 1]}
+    for name, value in changed.items():
+        dlcls.set_dl_classifier_param(handle, name, value)
+    names = [n for n, p in params.TABLE.items() if p.gettable] + list(params.COMPOSITES)
+    expected = {n: dlcls.get_dl_classifier_param(handle, n) for n in names}
+    fresh = dlcls.read_dl_classifier("compact")
+    assert all(expected[n] != dlcls.get_dl_classifier_param(fresh, n) for n in changed)  # all non-defaults
+    copy = dlcls.deserialize_dl_classifier(dlcls.serialize_dl_classifier(handle))
+    assert {n: dlcls.get_dl_classifier_param(copy, n) for n in names} == expected
+
+
+def test_stored_values_are_normalised_even_when_they_equal_the_default():
+    data = dlcls.serialize_dl_classifier(dlcls.read_dl_classifier("compact"))  # classes never set: []
+    copy = dlcls.deserialize_dl_classifier(_rewrite_description(data, lambda d: d["params"].update(batch_size=160.0)))
+    assert type(dlcls.get_dl_classifier_param(copy, "batch_size")) is int
+    assert dlcls.get_dl_classifier_param(copy, "classes") == []
+    with pytest.raises(errors.WrongParamValueError, match="batch_size_multiplier"):
+        dlcls.deserialize_dl_classifier(_rewrite_description(
+            data, lambda d: d["params"].update(batch_size_multiplier=True)))
+
+
+def test_momentum_that_does_not_fit_the_network_is_refused_when_read(small_classifier):
+    handle = small_classifier()
+    _train(handle, 1)
+    description, state, momentum = modelfile.loads(dlcls.serialize_dl_classifier(handle))
+    key = next(iter(momentum))
+    for wrong in ({**momentum, key: torch.zeros(7, 7)}, {**momentum, "nothing.momentum_buffer": torch.zeros(3)}):
+        with pytest.raises(errors.ModelFileError, match="momentum buffers do not fit") as e:
+            dlcls.deserialize_dl_classifier(modelfile.dumps(description, state, wrong))
+        assert e.value.code == 7902
+
+
+def test_weights_that_do_not_fit_are_refused_before_the_network_is_allocated(small_classifier, monkeypatch):
+    data = dlcls.serialize_dl_classifier(small_classifier("enhanced", size=48))
+    devices, build = [], classifier.create_network
+
+    def spy(*args):
+        devices.append(torch.get_default_device().type)
+        return build(*args)
+
+    monkeypatch.setattr(classifier, "create_network", spy)
+    with pytest.raises(errors.ModelFileError, match="weights do not fit"):  # at 1024 wide: 0.5 GB of weights
+        dlcls.deserialize_dl_classifier(_rewrite_description(data, lambda d: d["params"].update(image_width=1024)))
+    assert devices == ["meta"]
+
+
+def test_a_file_whose_network_does_not_fit_into_memory_is_7902(small_classifier, monkeypatch):
+    data = dlcls.serialize_dl_classifier(small_classifier())
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 4294967296 bytes.")
+
+    monkeypatch.setattr(torch.nn.Module, "to_empty", no_memory)
+    with pytest.raises(errors.ModelFileError, match="does not fit into memory") as e:
+        dlcls.deserialize_dl_classifier(data)
+    assert e.value.code == 7902
 
 
 def test_training_continues_after_a_round_trip_exactly_as_without(small_classifier):
@@ -155,6 +217,7 @@ def _rewrite_description(data: bytes, change) -> bytes:
     (lambda d: d.update(architecture="vgg99"), errors.ModelFileError),
     (lambda d: d.update(version=99), errors.ModelFileError),
     (lambda d: d["params"].update(image_width=64), errors.ModelFileError),  # weights no longer fit
+    (lambda d: d["params"].update(image_width=10**9), errors.WrongParamValueError),  # above enhanced's maximum
 ])
 def test_a_tampered_description_is_refused_clearly(small_classifier, tmp_path, change, error):
     data = _rewrite_description(dlcls.serialize_dl_classifier(small_classifier("enhanced", size=48)), change)
@@ -194,6 +257,19 @@ def test_every_header_length_reads_back(small_classifier):
         dlcls.set_dl_classifier_param(handle, "classes", ["a", "b" + "x" * extra])
         copy = dlcls.deserialize_dl_classifier(dlcls.serialize_dl_classifier(handle))
         assert dlcls.get_dl_classifier_param(copy, "classes")[1] == "b" + "x" * extra
+
+
+def test_a_file_cut_inside_a_header_whose_length_starts_with_0x80_is_truncated(small_classifier):
+    handle = small_classifier(classes=("a", "b"))
+    for extra in range(0, 256, 8):  # header lengths are multiples of 8: one of these ends in 0x80
+        dlcls.set_dl_classifier_param(handle, "classes", ["a", "b" + "x" * extra])
+        data = dlcls.serialize_dl_classifier(handle)
+        if data[0] == 0x80:
+            break
+    assert data[0] == 0x80 and data[8:9] == b"{"
+    with pytest.raises(errors.ModelFileError, match="truncated") as e:
+        dlcls.deserialize_dl_classifier(data[:200])
+    assert e.value.code == 7902
 
 
 @pytest.mark.parametrize("change", [lambda d: d.update(params=[1]), lambda d: d.update(architecture=["x"]),

@@ -42,6 +42,21 @@ def test_every_network_runs_at_its_minimum_size_and_refuses_smaller(name):
     assert dlcls.get_dl_classifier_param(handle, "image_width") == 224
 
 
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_network_at_its_maximum_size_keeps_every_tensor_under_a_gib(name):
+    arch = ARCHITECTURES[name]
+    with torch.device("meta"):  # shapes only
+        net = create_network(arch, 1000, 3, arch.max_size, arch.max_size)
+    assert max(t.numel() for t in net.state_dict().values()) < 2**28
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_buffer_is_saved_so_that_a_model_file_restores_the_whole_network(name):
+    with torch.device("meta"):
+        net = create_network(ARCHITECTURES[name], 2, 3, 64, 64)
+    assert {k for k, _ in net.named_buffers()} <= set(net.state_dict())
+
+
 def test_compact_is_fully_convolutional_and_enhanced_has_fully_connected_layers():
     def has_linear(name):
         return any(isinstance(m, nn.Linear) for m in create_network(ARCHITECTURES[name], 2, 3, 64, 64).modules())
@@ -131,6 +146,24 @@ def test_a_torchvision_weights_file_becomes_the_starting_point_of_a_builtin_name
     assert str(path) in handle.origin
     dlcls.set_dl_classifier_param(handle, "classes", [f"n{i}" for i in range(1000)])  # ImageNet names: head kept
     assert torch.equal(handle.network.state_dict()["fc.weight"], state["fc.weight"])
+
+
+@pytest.mark.parametrize("form", ["torch.save", "safetensors"])
+def test_classic_torchvision_weights_without_batch_counters_import(tmp_path, monkeypatch, form):
+    from safetensors.torch import save_file
+
+    full = create_network(ARCHITECTURES["resnet18"], 1000, 3, 224, 224).state_dict()
+    state = {k: v + 1 for k, v in full.items() if not k.endswith("num_batches_tracked")}
+    assert len(state) == 102  # the key count of torchvision's classic resnet18-5c106cde.pth
+    path = tmp_path / "resnet18-5c106cde.pth"
+    if form == "torch.save":
+        torch.save(state, path)
+    else:
+        save_file(state, path)
+    monkeypatch.setenv("DLCLS_WEIGHTS_RESNET18", str(path))
+    got = dlcls.read_dl_classifier("resnet18").network.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state.items())
+    assert all(got[k] == 0 for k in full.keys() - state.keys())  # the network's own counters
 
 
 def test_set_pretrained_weights_takes_safetensors_and_refuses_misfits(tmp_path):

@@ -1,5 +1,9 @@
 """The 13 operators: training, applying, results, clearing, and each HALCON error."""
 
+import copy
+import pickle
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -53,7 +57,7 @@ def test_labels_by_name_and_by_index_train_identically(small_classifier):
 
 
 @pytest.mark.parametrize("labels", [["a"] * 7 + ["z"], [0] * 7 + [3], [0] * 7 + [-1], [0] * 7, [True] * 8,
-                                    [0.0] * 8])
+                                    [0.0] * 8, None, 1.5])
 def test_invalid_labels_give_7714(small_classifier, labels):
     images, _ = separable_batch(np.random.default_rng(0), 8)
     with pytest.raises(errors.InvalidLabelsError) as e:
@@ -63,8 +67,13 @@ def test_invalid_labels_give_7714(small_classifier, labels):
 
 def test_training_and_applying_need_classes():
     handle = dlcls.read_dl_classifier("compact")
-    with pytest.raises(errors.ClassesNotSetError, match="'classes'"):
-        dlcls.apply_dl_classifier(np.zeros((224, 224, 3), np.float32), handle)
+    dlcls.set_dl_classifier_param(handle, "batch_size", 1)
+    image = np.zeros((224, 224, 3), np.float32)
+    for call in (lambda: dlcls.apply_dl_classifier(image, handle),
+                 lambda: dlcls.train_dl_classifier_batch(image, handle, [0])):
+        with pytest.raises(errors.ClassesNotSetError, match="'classes'") as e:
+            call()
+        assert e.value.code == 7904
 
 
 @pytest.mark.parametrize("image,error", [
@@ -94,6 +103,72 @@ def test_accepted_image_forms_give_the_same_confidences(small_classifier):
              [batch[:1], batch[1], batch[2].astype(np.float64)]]
     for form in forms:
         np.testing.assert_allclose(dlcls.apply_dl_classifier(form, handle).confidences, expected, atol=1e-6)
+
+
+def _forward_sizes(handle) -> list[int]:
+    """The number of images of every forward pass the network makes from now on."""
+    sizes = []
+    handle.network.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    return sizes
+
+
+def test_training_runs_in_pieces_of_batch_size_and_accumulates_their_gradients(small_classifier):
+    handle = small_classifier(batch_size=4)
+    dlcls.set_dl_classifier_param(handle, "batch_size_multiplier", 3)
+    dlcls.set_dl_classifier_param(handle, "momentum", 0.0)
+    images, labels = separable_batch(np.random.default_rng(0), 12)
+    twin = copy.deepcopy(handle.network).train()
+    sizes, steps = _forward_sizes(handle), []
+    handle.optimizer().register_step_post_hook(lambda *args: steps.append(1))
+    dlcls.train_dl_classifier_batch(images, handle, labels)
+    assert sizes == [4, 4, 4] and len(steps) == 1
+    x, y = torch.from_numpy(images).permute(0, 3, 1, 2), torch.as_tensor(labels)
+    loss = sum(nn.functional.cross_entropy(twin(x[i : i + 4]), y[i : i + 4]) for i in (0, 4, 8)) / 3
+    loss.backward()
+    with torch.no_grad():
+        for p in twin.parameters():
+            p -= 0.001 * p.grad
+    for p, q in zip(handle.network.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+
+
+def test_apply_runs_in_chunks_of_batch_size(small_classifier):
+    handle = small_classifier(batch_size=4)
+    sizes = _forward_sizes(handle)
+    dlcls.apply_dl_classifier(separable_batch(np.random.default_rng(0), 11)[0], handle)
+    assert sizes == [4, 4, 3]
+
+
+def test_hyperparameters_changed_after_training_started_rule_the_next_step(small_classifier):
+    handle = small_classifier(batch_size=8)
+    rng = np.random.default_rng(0)
+    images, labels = separable_batch(rng, 8)
+    dlcls.train_dl_classifier_batch(images, handle, labels)  # the optimizer now holds momentum
+    lr, mu, alpha = 0.05, 0.5, 0.01
+    for name, value in [("learning_rate", lr), ("momentum", mu), ("weight_prior", alpha)]:
+        dlcls.set_dl_classifier_param(handle, name, value)
+    velocity = {k.removesuffix(".momentum_buffer"): v.clone() for k, v in handle._momentum().items()}
+    twin = copy.deepcopy(handle.network).train()
+    images, labels = separable_batch(rng, 8)
+    loss = nn.functional.cross_entropy(twin(torch.from_numpy(images).permute(0, 3, 1, 2)), torch.as_tensor(labels))
+    loss.backward()
+    dlcls.train_dl_classifier_batch(images, handle, labels)
+    for (name, p), q in zip(handle.network.named_parameters(), twin.parameters()):
+        v = mu * velocity[name] + q.grad + alpha * q.detach()  # PyTorch's SGD form (see core/train_step.py)
+        torch.testing.assert_close(p.detach(), q.detach() - lr * v, rtol=1e-5, atol=1e-6)
+
+
+def test_changing_a_parameter_that_resets_layers_after_training_warns(small_classifier):
+    handle = small_classifier("enhanced", size=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not trained yet: nothing is lost, nothing to say
+        dlcls.set_dl_classifier_param(handle, "classes", ["a", "b", "c", "d"])
+    images, labels = separable_batch(np.random.default_rng(0), 8, size=48)
+    dlcls.train_dl_classifier_batch(images, handle, labels)
+    with pytest.warns(UserWarning, match="classifier.4.*must be trained again"):
+        dlcls.set_dl_classifier_param(handle, "classes", ["a", "b", "c"])
+    with pytest.warns(UserWarning, match="classifier.1.*must be trained again"):
+        dlcls.set_dl_classifier_param(handle, "image_width", 64)
 
 
 def test_apply_takes_any_number_of_images_in_batch_size_chunks(small_classifier):
@@ -188,6 +263,66 @@ def test_weight_prior_is_l2_regularisation_in_update_and_loss():
     loss = train_step(net, make_optimizer(net, lr, 0.0, alpha), x, y, micro_batch=6)
     assert loss == pytest.approx(ce.item() + alpha / 2 * squares, rel=1e-5)
     torch.testing.assert_close(net.weight.detach(), w0 - lr * (grad + alpha * w0))
+
+
+def _state(handle) -> dict:
+    return {k: v.clone() for k, v in handle.network.state_dict().items()}
+
+
+@pytest.mark.parametrize("failure", ["non-finite loss", "batch norm of one value"])
+def test_a_failed_step_leaves_the_whole_network_untouched(small_classifier, failure):
+    if failure == "non-finite loss":  # finite gray values whose sums overflow: batch norm sees inf
+        handle, images = small_classifier(), np.full((8, 32, 32, 3), 3e38, np.float32)
+    else:  # the last stage of compact sees 1x1 per channel at 15x15: batch norm refuses it
+        handle, images = small_classifier(size=15, batch_size=1), np.ones((1, 15, 15, 3), np.float32)
+    before = _state(handle)
+    with pytest.raises(errors.TrainingFailedError) as e:
+        dlcls.train_dl_classifier_batch(images, handle, [0] * len(images))
+    assert e.value.code == 7720
+    after = handle.network.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    confidences = dlcls.apply_dl_classifier(np.zeros_like(images), handle).confidences
+    assert np.isfinite(confidences).all()
+
+
+def _out_of_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+@pytest.mark.parametrize("call", ["train", "apply"])
+def test_running_out_of_device_memory_is_4104_with_advice(small_classifier, monkeypatch, call):
+    handle = small_classifier()
+    images, labels = separable_batch(np.random.default_rng(0), 8)
+    dlcls.apply_dl_classifier(images, handle)  # the runtime is initialised
+    before = _state(handle)
+    monkeypatch.setattr(handle.network, "forward", _out_of_memory)
+    with pytest.raises(errors.DeviceOutOfMemoryError, match="lower 'batch_size'") as e:
+        if call == "train":
+            dlcls.train_dl_classifier_batch(images, handle, labels)
+        else:
+            dlcls.apply_dl_classifier(images, handle)
+    assert e.value.code == 4104 and isinstance(e.value, MemoryError)
+    assert all(torch.equal(before[k], v) for k, v in handle.network.state_dict().items())
+
+
+def test_a_network_that_does_not_fit_on_the_device_is_4104(small_classifier, monkeypatch):
+    handle = small_classifier()
+    monkeypatch.setattr(handle.network, "to", _out_of_memory)
+    with pytest.raises(errors.DeviceOutOfMemoryError, match="'runtime' 'cpu'") as e:
+        dlcls.apply_dl_classifier(np.zeros((32, 32, 3), np.float32), handle)
+    assert e.value.code == 4104
+
+
+def _error_classes() -> list[type]:
+    return [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.HalconError)]
+
+
+@pytest.mark.parametrize("error", _error_classes(), ids=lambda c: c.__name__)
+def test_every_error_survives_pickling_unchanged(error):
+    """Ray pickles exceptions to carry them from its workers to the caller."""
+    restored = pickle.loads(pickle.dumps(error("bad label")))
+    assert type(restored) is error
+    assert (str(restored), restored.message, restored.code) == (f"[{error.code}] bad label", "bad label", error.code)
 
 
 def test_a_diverging_step_raises_7720_and_keeps_the_weights(small_classifier):

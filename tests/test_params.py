@@ -1,11 +1,14 @@
 """Every parameter of HALCON's table: defaults, set/get, validation, error codes."""
 
+import numpy as np
 import pytest
 import torch
 
 import dlcls
-from dlcls import errors
+from dlcls import classifier, errors
 from dlcls.core import params
+from dlcls.core.models import ARCHITECTURES
+from dlcls.core.runtime import out_of_memory
 
 SETTABLE = {
     "batch_size": 7, "batch_size_multiplier": 3, "classes": ["ok", "nok"], "gpu": 0, "image_width": 40,
@@ -72,10 +75,57 @@ def test_unknown_read_only_and_set_only_names_give_7713(handle):
     for call in [lambda: dlcls.set_dl_classifier_param(handle, "batchsize", 1),
                  lambda: dlcls.get_dl_classifier_param(handle, "nope"),
                  lambda: dlcls.set_dl_classifier_param(handle, "image_range_min", 0),
-                 lambda: dlcls.get_dl_classifier_param(handle, "runtime_init")]:
+                 lambda: dlcls.get_dl_classifier_param(handle, "runtime_init"),
+                 lambda: dlcls.set_dl_classifier_param(handle, ["batch_size"], 1),
+                 lambda: dlcls.get_dl_classifier_param(handle, ["classes"])]:
         with pytest.raises(errors.UnknownParamError) as e:
             call()
         assert e.value.code == 7713 and "batch_size" in str(e.value)
+
+
+def test_numpy_numbers_and_arrays_are_taken_and_stored_as_python_values(handle):
+    for name, value in [("batch_size", np.int64(4)), ("learning_rate", np.float32(0.01)),
+                        ("momentum", np.array([0.5])), ("classes", np.array(["ok", "nok"])),
+                        ("image_dimensions", np.array([40, 48, 1])), ("runtime", np.str_("cpu"))]:
+        dlcls.set_dl_classifier_param(handle, name, value)
+    got = {n: dlcls.get_dl_classifier_param(handle, n) for n in
+           ("batch_size", "learning_rate", "momentum", "classes", "image_dimensions", "runtime")}
+    assert got == {"batch_size": 4, "learning_rate": float(np.float32(0.01)), "momentum": 0.5,
+                   "classes": ["ok", "nok"], "image_dimensions": [40, 48, 1], "runtime": "cpu"}
+    types = [type(got["batch_size"]), type(got["learning_rate"]), type(got["momentum"]), type(got["runtime"])]
+    assert types == [int, float, float, str]
+    assert {type(v) for v in got["classes"]} == {str} and {type(v) for v in got["image_dimensions"]} == {int}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_image_sizes_above_the_network_maximum_are_refused_with_1302(name):
+    handle = dlcls.read_dl_classifier(name)
+    limit = ARCHITECTURES[name].max_size
+    for param in ("image_width", "image_height"):
+        with pytest.raises(errors.WrongParamValueError, match=f"maximum of {limit} pixels") as e:
+            dlcls.set_dl_classifier_param(handle, param, limit + 1)
+        assert e.value.code == 1302
+    assert dlcls.get_dl_classifier_param(handle, "image_dimensions") == [224, 224, 3]
+
+
+def test_a_failed_allocation_is_4104_naming_what_to_change():
+    with pytest.raises(errors.DeviceOutOfMemoryError, match="use less") as e:
+        with out_of_memory(errors.DeviceOutOfMemoryError, "use less"):
+            torch.empty(2**50)  # 4 PiB: a real allocation failure
+    assert e.value.code == 4104 and "allocate" in str(e.value)
+
+
+def test_running_out_of_memory_while_building_the_network_is_4104_and_changes_nothing(handle, monkeypatch):
+    def no_memory(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 137438953472 bytes.")
+
+    network = handle.network
+    monkeypatch.setattr(classifier, "create_network", no_memory)
+    with pytest.raises(errors.DeviceOutOfMemoryError, match="smaller 'image_width'") as e:
+        dlcls.set_dl_classifier_param(handle, "image_dimensions", [640, 480, 3])
+    assert e.value.code == 4104
+    assert dlcls.get_dl_classifier_param(handle, "image_dimensions") == [224, 224, 3] and handle.network is network
 
 
 def test_image_dimensions_sets_width_height_channels_together(handle):

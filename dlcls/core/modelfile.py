@@ -55,8 +55,10 @@ def _is_safetensors(data: bytes) -> bool:
 
 
 def _is_pickle(data: bytes) -> bool:
-    # Checked only when the bytes are no safetensors file: a header length can start with 0x80 too.
-    return not _is_safetensors(data) and data.startswith(_PICKLE_MAGIC)
+    # A safetensors header length can start with 0x80 too. A '{' after the length marks a
+    # safetensors file even when it is cut short inside its header (then it is reported truncated);
+    # bytes taken for safetensors are never unpickled, so a crafted '{' gains nothing.
+    return not _is_safetensors(data) and data[8:9] != b"{" and data.startswith(_PICKLE_MAGIC)
 
 
 def _description(data: bytes, source: str) -> dict:

@@ -4,12 +4,22 @@ Each row says how a value is checked and normalised, its default, whether it can
 and whether it is stored in the model file. The classifier applies the rows when a parameter is
 set, read, written or read back from a file; what a change does to the network (a new output
 layer, layers whose shape follows the image size) is its own table of effects.
+
+Values may be Python or numpy numbers, lists, tuples or numpy arrays; what is stored is plain
+Python (int, float, str, list), as the model file's JSON needs. `image_width` and `image_height`
+lie between the network's minimum (7722 below it) and maximum (1302 above it): 32768, HALCON's
+largest image, for compact and the ResNets, whose weights do not depend on the image size; 1024
+for enhanced and 512 for alexnet, whose first fully connected layer grows with the image (at
+these sizes it holds under 2**28 weights, 1 GiB).
 """
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .. import errors
 from .models import Architecture
@@ -26,6 +36,11 @@ class Param:
     stored: bool = True  # part of the model file
 
 
+def plain(value: Any) -> Any:
+    """numpy arrays and numbers as Python lists and numbers."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
 def _scalar(value: Any) -> Any:
     """HALCON passes tuples; a one-element tuple stands for its element."""
     if isinstance(value, (list, tuple)) and len(value) == 1:
@@ -35,7 +50,7 @@ def _scalar(value: Any) -> Any:
 
 def _number(value: Any, kind: type) -> Any:
     value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise errors.WrongParamValueError(f"must be a finite number, got {value!r}")
     if kind is int and value != int(value):
         raise errors.WrongParamValueError(f"must be an integer, got {value!r}")
@@ -71,13 +86,17 @@ def _classes(value: Any, params: dict) -> list[str]:
     duplicates = sorted({n for n in names if list(names).count(n) > 1})
     if duplicates:
         raise errors.DuplicateClassesError(f"duplicate class names {duplicates}; each class must be named once")
-    return list(names)
+    return [str(n) for n in names]
 
 
 def _image_side(value: Any, params: dict) -> int:
     value = _number(value, int)
     if value < params["_min_size"]:
         raise errors.ImageSizeTooSmallError(f"{value} is below the network's minimum of {params['_min_size']} pixels")
+    if value > params["_max_size"]:  # HALCON has no code of its own for this: 1302, a wrong value
+        raise errors.WrongParamValueError(
+            f"{value} is above the network's maximum of {params['_max_size']} pixels; "
+            "preprocess the images to a smaller size")
     return value
 
 
@@ -95,7 +114,7 @@ def _choice(*allowed: str) -> Callable:
         value = _scalar(value)
         if value not in allowed:
             raise errors.WrongParamValueError(f"must be one of {list(allowed)}, got {value!r}")
-        return value
+        return str(value)
     return check
 
 
@@ -139,11 +158,16 @@ def lookup(name: Any, *, setting: bool) -> Param:
     return row
 
 
+def limits(arch: Architecture) -> dict:
+    """The network's size limits, as `check` reads them from the current parameters."""
+    return {"_min_size": arch.min_size, "_max_size": arch.max_size}
+
+
 def check(name: str, value: Any, params: dict) -> Any:
     """The normalised value of parameter `name`, checked against the current `params` (which
-    carry the network's minimum size as '_min_size'); errors name the parameter."""
+    carry the network's `limits`); errors name the parameter."""
     try:
-        return TABLE[name].check(value, params)
+        return TABLE[name].check(plain(value), params)
     except errors.HalconError as e:
         raise type(e)(f"{name!r} {e.message}") from None
 
@@ -153,13 +177,14 @@ def defaults(arch: Architecture) -> dict:
 
 
 def validate_stored(stored: dict, arch: Architecture) -> dict:
-    """Check every value read from a model file that differs from the default through the table
-    (a crafted file gets the same errors as a bad set_dl_classifier_param)."""
+    """Check and normalise every value read from a model file through the table (a crafted file
+    gets the same errors as a bad set_dl_classifier_param). The one exception: classes never set,
+    stored as their default [], which no one can set."""
     params = defaults(arch)
-    context = {"_min_size": arch.min_size}
+    context = limits(arch)
     for name, value in stored.items():
         if name not in params:
             raise errors.ModelFileError(f"the model file names an unknown parameter {name!r}")
-        params[name] = value if value == params[name] else check(name, value, context)
-        context[name] = params[name]
+        if not (name == "classes" and value == []):
+            params[name] = context[name] = check(name, value, context)
     return params

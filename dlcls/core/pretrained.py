@@ -62,9 +62,12 @@ def builtin_network(arch: Architecture) -> tuple[nn.Module, str]:
 
 def import_weights(model: nn.Module, state: dict, arch: Architecture, source: str) -> None:
     """Load `state` into `model`: every tensor outside the output layer must fit; the output
-    layer is taken when its shape fits too and keeps its initialisation otherwise."""
+    layer is taken when its shape fits too and keeps its initialisation otherwise. Batch-norm
+    `num_batches_tracked` counters may be missing (torchvision's classic checkpoints predate
+    them); the model keeps its own, which only matter for batch norm without momentum."""
     own = model.state_dict()
     misfits = [k for k, v in own.items() if not k.startswith(arch.head) and
+               not (k.endswith("num_batches_tracked") and k not in state) and
                (k not in state or tuple(state[k].shape) != tuple(v.shape))]
     if misfits:
         raise errors.WeightsMismatchError(

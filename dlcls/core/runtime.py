@@ -1,6 +1,8 @@
 """Where the network runs: HALCON's `runtime` ('cpu' | 'gpu') and `gpu` index -> a torch device."""
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -23,6 +25,22 @@ def resolve_device(runtime: str, gpu: int) -> torch.device:
     if gpu >= count:
         raise errors.GPUDeviceError(f"'gpu' is {gpu} but only {count} CUDA device(s) exist (0..{count - 1})")
     return torch.device("cuda", gpu)
+
+
+@contextmanager
+def out_of_memory(error: type, advice: str) -> Iterator[None]:
+    """Running out of device or host memory inside the block raises `error` with `advice` (what
+    to change) instead of torch's bare RuntimeError. A failed CPU allocation is a plain
+    RuntimeError naming the bytes it tried to allocate; CUDA raises torch.OutOfMemoryError."""
+    try:
+        yield
+    except errors.HalconError:
+        raise
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate" not in str(e):
+            raise
+        reason = str(e).strip().partition("\n")[0] or type(e).__name__  # torch's first line names the bytes
+        raise error(f"{advice} ({reason})") from None
 
 
 def set_seed(seed: int) -> None:

@@ -2,6 +2,14 @@
 
 Shared by train_dl_classifier_batch and the Ray Train workers (where `model` is DDP-wrapped and
 each worker passes its share of the global batch).
+
+Momentum follows PyTorch's SGD: v <- mu*v + g, w <- w - lr*v (g includes weight_prior * w).
+The HALCON formula in the spec, v <- mu*v - lr*g, w <- w + v, is marked unconfirmed [M]; the two
+agree step for step while the learning rate stays the same (their v differ by the factor -lr)
+and differ only right after a learning-rate change, when PyTorch's form applies the new rate to
+the whole accumulated velocity while HALCON's keeps the old rate in it. dlcls keeps PyTorch's
+form because it is torch.optim.SGD, the same optimizer the DDP workers of Ray Train step, so
+local and distributed training compute identical updates.
 """
 
 from contextlib import nullcontext
@@ -29,8 +37,22 @@ def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tenso
     the step: mean softmax cross-entropy + weight_prior/2 * sum of squared weights. `scale`
     weighs this process's gradient (DDP workers with unequal shares of a step).
 
-    A non-finite loss raises before the update, so the weights stay as they were.
+    A failure leaves the network as it was: a non-finite loss (7720) raises before the update,
+    and the batch-norm statistics that the forward already moved are put back.
     """
+    buffers = {name: b.clone() for name, b in model.named_buffers()}  # small: batch-norm statistics
+    try:
+        return _step(model, optimizer, images, labels, micro_batch, scale)
+    except BaseException:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        raise
+
+
+def _step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tensor, labels: torch.Tensor,
+          micro_batch: int, scale: float) -> float:
     model.train()
     optimizer.zero_grad(set_to_none=True)
     pieces = list(zip(images.split(micro_batch), labels.split(micro_batch)))
@@ -43,7 +65,6 @@ def train_step(model: nn.Module, optimizer: torch.optim.SGD, images: torch.Tenso
         loss_sum += loss.detach()
     loss_value = loss_sum.item() + _prior(optimizer)
     if not torch.isfinite(torch.tensor(loss_value)):
-        optimizer.zero_grad(set_to_none=True)
         raise errors.TrainingFailedError(
             f"the loss became {loss_value}; lower 'learning_rate' or check the images and labels")
     optimizer.step()

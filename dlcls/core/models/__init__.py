@@ -15,6 +15,7 @@ from .enhanced import Enhanced
 from .resnet import resnet18, resnet50
 
 IMAGENET_CLASSES = 1000  # the built-in networks come with an ImageNet-sized output layer
+HALCON_MAX_IMAGE_SIZE = 32768  # HALCON's largest image width/height (HALCON XL aside)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class Architecture:
     name: str
     build: Callable[[int, int, int, int], nn.Module]  # (classes, channels, width, height)
     min_size: int  # smallest image width/height the network accepts
+    # Largest image width/height: HALCON's image limit where no weight depends on the image size;
+    # with fully connected layers, a round size whose first such layer stays under 2**28 weights
+    # (1 GiB), so that no setting can make building the network allocate without bound.
+    max_size: int
     batch_size: int  # HALCON's default batch size for this network
     head: str  # state-dict prefix of the output layer, re-initialised when classes change
     first_conv: str  # state-dict key of the first convolution's weight
@@ -35,15 +40,15 @@ class Architecture:
 ARCHITECTURES = {
     a.name: a
     for a in [
-        Architecture("compact", Compact, 15, 160, "classifier.", "features.0.0.weight",
+        Architecture("compact", Compact, 15, HALCON_MAX_IMAGE_SIZE, 160, "classifier.", "features.0.0.weight",
                      "fully convolutional, global pooling; memory and runtime efficient"),
-        Architecture("enhanced", Enhanced, 47, 96, "classifier.4.", "features.0.weight",
+        Architecture("enhanced", Enhanced, 47, 1024, 96, "classifier.4.", "features.0.weight",
                      "more hidden layers and fully connected layers; for harder tasks"),
-        Architecture("resnet18", resnet18, 32, 24, "fc.", "conv1.weight",
+        Architecture("resnet18", resnet18, 32, HALCON_MAX_IMAGE_SIZE, 24, "fc.", "conv1.weight",
                      "ResNet-18 (torchvision layout); like resnet50, faster"),
-        Architecture("resnet50", resnet50, 32, 23, "fc.", "conv1.weight",
+        Architecture("resnet50", resnet50, 32, HALCON_MAX_IMAGE_SIZE, 23, "fc.", "conv1.weight",
                      "ResNet-50 (torchvision layout); for complex tasks, stable training"),
-        Architecture("alexnet", AlexNet, 63, 32, "classifier.6.", "features.0.weight",
+        Architecture("alexnet", AlexNet, 63, 512, 32, "classifier.6.", "features.0.weight",
                      "AlexNet (torchvision layout), fully connected layers"),
     ]
 }
