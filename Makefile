@@ -22,4 +22,4 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/run.py
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

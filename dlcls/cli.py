@@ -1,8 +1,6 @@
 """The `dlcls` command: parse arguments, call one function, return an exit code.
 
 Exit codes: 0 success, 1 failure (with a one-line reason), 2 bad usage (argparse's own).
-RuntimeError stands for a run that failed as a whole (Ray Train out of retries, an incomplete
-output); its message says where the partial results are and how to go on.
 """
 
 import argparse
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _note
     try:
         return args.run(args)
-    except (errors.HalconError, OSError, ImportError, RuntimeError) as e:
+    except (errors.HalconError, OSError, ImportError) as e:
         print(f"dlcls {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -193,3 +193,10 @@ class NoImagesFoundError(HalconError, FileNotFoundError):
     """dlcls's own: the image directory does not exist or holds no image file."""
 
     code = 7908
+
+
+class RunFailedError(HalconError, RuntimeError):
+    """dlcls's own: a distributed run failed as a whole (Ray Train out of retries, an incomplete
+    output); the message says what failed and where the partial results are."""
+
+    code = 7909

@@ -117,18 +117,22 @@ def test_file_names_with_glob_characters_are_read_as_they_are(where, tmp_path, m
     if where == "s3":
         bucket = request.getfixturevalue("s3_bucket")
         storage.filesystem(bucket)[0].put(f"{source}/", f"{bucket[5:]}/src/", recursive=True)
-        source_uri, out = f"{bucket}/src", f"{bucket}/out"
+        source_uri, out = f"{bucket}/src", f"{bucket}/out[1]"
     else:  # relative paths, as a user types them
         monkeypatch.chdir(tmp_path)
-        source_uri, out = "src", "out"
+        source_uri, out = "src", "out[1]"
+    sibling = f"{out.replace('[1]', '1')}/manifest.json"  # what out[1] would match as a pattern
+    storage.write_bytes_atomic(sibling, b"{}")
     manifest = preprocess(source_uri, out, "compact", image_dimensions=GEOMETRY, rows_per_shard=4)
+    manifest = preprocess(source_uri, out, "compact", image_dimensions=GEOMETRY, rows_per_shard=4)  # over itself
+    assert storage.read_bytes(sibling) == b"{}"  # another output, left alone
     assert (manifest["listed"], manifest["rows"], manifest["errors"]) == (10, 10, 0)
     shards = tables.read_parquet(f"{manifest['output']}/shards/{manifest['shards'][0]}")
     pixels = dict(zip(shards.column("relative_path").to_pylist(), images_of(shards.column("image"),
                                                                              manifest["image"])[:, 0, 0, 0]))
     assert all(pixels[p] == 40 * names.index(p.split("/")[1]) for p in pixels)  # each file's own pixels
     if where == "local":
-        assert manifest["output"] == str(tmp_path / "out") and manifest["source"] == str(source)
+        assert manifest["output"] == str(tmp_path / "out[1]") and manifest["source"] == str(source)
 
 
 def test_too_many_errors_fail_clearly_and_leave_no_earlier_manifest(tmp_path):
@@ -136,6 +140,9 @@ def test_too_many_errors_fail_clearly_and_leave_no_earlier_manifest(tmp_path):
     (source / "a").mkdir(parents=True)
     Image.new("RGB", (20, 20)).save(source / "a" / "ok.png")
     preprocess(str(source), str(tmp_path / "out"), "compact", image_dimensions=GEOMETRY)
+    assert (tmp_path / "out" / "manifest.json").exists()
+    with pytest.raises(dlcls.errors.NoImagesFoundError):  # a mistyped source leaves the output as it was
+        preprocess(str(tmp_path / "scr"), str(tmp_path / "out"), "compact", image_dimensions=GEOMETRY)
     assert (tmp_path / "out" / "manifest.json").exists()
     (source / "a" / "broken.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(dlcls.errors.WrongParamValueError, match="max-error-ratio"):

@@ -151,7 +151,8 @@ def test_checkpoints_and_model_on_s3_and_a_stopped_driver_resumes(ray_local, sha
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
     assert result["attempts"][0] == 0 and result["attempts"][-1] >= 1  # resumed, not started over
     assert result["history"][0] == first  # epoch 1 as the killed run measured it, not measured again
-    assert lines and lines[0]["epoch"] >= 2
+    # a line for each epoch this driver trained, re-written checkpoint directories included
+    assert [line["epoch"] for line in lines] == list(range(result["attempts"][-1] + 1, 4))
     for name in ("model", "best", "metrics", "plot"):
         assert storage.exists(result["outputs"][name]), name
     assert dlcls.get_dl_classifier_param(dlcls.read_dl_classifier(out), "classes") == ["bottom", "left", "right"]
@@ -188,16 +189,29 @@ def test_settings_no_worker_could_train_with_are_refused_before_any_starts(shard
     assert not (tmp_path / "runs").exists()
 
 
-def test_data_without_a_validation_split_is_refused(ray_local, tmp_path):
+def test_data_without_a_validation_split_is_refused_and_new_flags_preprocess_again(ray_local, tmp_path):
     root = tmp_path / "images"
     for label in ("a", "b"):
         (root / label).mkdir(parents=True)
         for i in range(6):
             Image.fromarray(np.full((8, 8, 3), 50 * i, np.uint8)).save(root / label / f"{i}.png")
-    preprocess(str(root), str(tmp_path / "shards"), "compact", image_dimensions=[16, 16, 3], validation_percent=0)
+    options = dict(workers=1, params={"batch_size": 2}, image_dimensions=[16, 16, 3])
     with pytest.raises(dlcls.errors.WrongParamValueError, match="no validation images"):
-        train(str(tmp_path / "shards"), "compact", str(tmp_path / "model.hdl"), Schedule(epochs=1), workers=1,
-              params={"batch_size": 2})
+        train(str(root), "compact", str(tmp_path / "model.hdl"), Schedule(epochs=1), validation_percent=0, **options)
+    # the same run with a validation split: preprocessed again, as the run has no checkpoint yet
+    result = train(str(root), "compact", str(tmp_path / "model.hdl"), Schedule(epochs=1), train_percent=50,
+                   validation_percent=50, **options)
+    manifest = json.loads(Path(result["run"], "shards", "manifest.json").read_text())
+    assert sum(manifest["counts"]["validation"].values()) == 6 and len(result["history"]) == 1
+    with pytest.raises(dlcls.errors.WrongParamValueError, match="other settings .*validation_percent"):
+        train(str(root), "compact", str(tmp_path / "model.hdl"), Schedule(epochs=2), validation_percent=30, **options)
+
+
+def test_a_run_out_of_retries_fails_with_one_line_naming_the_cause_and_the_checkpoints(shards, tmp_path):
+    schedule = Schedule(epochs=2, fail_once_at_epoch=1, fail_marker=str(tmp_path / "killed"))
+    with pytest.raises(dlcls.errors.RunFailedError, match=r"after 0 retries: \w+.*checkpoints are in .*runs/m") as e:
+        train(shards, "compact", str(tmp_path / "m.hdl"), schedule, workers=2, params=PARAMS, max_failures=0)
+    assert "\n" not in str(e.value)
 
 
 def test_the_model_files_classes_and_their_order_apply(shards, tmp_path):

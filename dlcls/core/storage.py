@@ -56,10 +56,15 @@ def absolute(uri: str) -> str:
 
 
 def remove(uri: str) -> None:
-    """Delete the file or folder at `uri`, if there is one."""
+    """Delete the file or folder at `uri`, if there is one. The path is taken as it is: fsspec's
+    `rm` on object stores expands `[`, `*` and `?` as patterns, so their objects go one by one."""
     fs, path = filesystem(uri)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    if is_local(fs):
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        return
+    for name in fs.find(path):
+        fs.rm_file(name)
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:

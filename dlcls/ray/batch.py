@@ -53,7 +53,7 @@ from ..procedures.confusion import (
     write_confusion_matrix_parquet,
 )
 from ..procedures.dataset import read_dl_classifier_data_set
-from .data import MANIFEST_FORMAT, Geometry, images_of, prepare_rows
+from .data import MANIFEST_FORMAT, Geometry, images_of, prepare_rows, shard_files
 from .session import require_ray
 
 PART = re.compile(r"part-([0-9]+)\.parquet")
@@ -169,7 +169,7 @@ def _planshards(source: str, manifest: dict, model: Model, settings: dict) -> di
     split = settings["split"]
     counts = {c: sum(manifest["counts"][s][c] for s in manifest["counts"] if split in (None, s))
               for c in manifest["classes"]}
-    return {"kind": "shards", "inputs": [f"{str(source).rstrip('/')}/shards/{name}" for name in manifest["shards"]],
+    return {"kind": "shards", "inputs": shard_files(str(source), manifest),
             "shards": len(manifest["shards"]), "listed": sum(counts.values()),
             "labels": {c: n for c, n in counts.items() if n}, "image": image}
 
@@ -373,7 +373,7 @@ def classify(model_uri: str, source: str, output: str, *, split: str | None = No
     on the running Ray (see session.ray_session). A re-run with the same output completes an
     interrupted one. Writes OUTPUT/manifest.json last and returns it. `options`: batch_size (default
     the model's), actors, parallelism, max_pixels, contrast_normalization."""
-    started, output = time.perf_counter(), str(output).rstrip("/")
+    started, output, source = time.perf_counter(), storage.absolute(str(output).rstrip("/")), storage.absolute(source)
     model = Model.read(model_uri)
     job, plan, computed = _predict("classify", model, source, output, dict(
         label_source=None, split=split, top_k=top_k, rows_per_shard=rows_per_shard), options)
@@ -391,7 +391,7 @@ def evaluate(model_uri: str, data: str, output: str, *, label_source: str = "las
     figures exactly those of evaluate_dl_classifier. Per-shard work goes to OUTPUT/parts/ (so a
     re-run resumes); the driver then holds one row per image. Writes OUTPUT/manifest.json last and
     returns it; `options` as for classify."""
-    started, output = time.perf_counter(), str(output).rstrip("/")
+    started, output, data = time.perf_counter(), storage.absolute(str(output).rstrip("/")), storage.absolute(data)
     model = Model.read(model_uri)
     job, plan, computed = _predict("evaluate", model, data, f"{output}/parts", dict(
         label_source=label_source, split=split, top_k=top_k, rows_per_shard=rows_per_shard), options)

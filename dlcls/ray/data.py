@@ -100,6 +100,11 @@ def shard_name(shard: int) -> str:
     return f"shard-{shard:05d}.parquet"
 
 
+def shard_files(shards: str, manifest: dict) -> list[str]:
+    """The URIs of the shard files a manifest lists."""
+    return [f"{shards.rstrip('/')}/shards/{name}" for name in manifest["shards"]]
+
+
 def _fetch(paths: list[str]) -> list:
     """The bytes of each file, or the exception that reading it raised; concurrent requests on
     object stores. Each path is read as it is: fsspec's list form (`cat([...])`) would expand
@@ -176,11 +181,12 @@ def preprocess(source: str, output: str, model: str = "pretrained_dl_classifier_
         handle.set_param("image_dimensions", image_dimensions)
     geometry = Geometry.of(handle, **options)
     source, output = storage.absolute(source), storage.absolute(str(output).rstrip("/"))
-    # A manifest describes the shards it was written with: the one of an earlier run goes first, so
-    # that a run that fails or is stopped never leaves an old manifest over new shards.
+    listing, classes = list_source(source, label_source, train_percent, validation_percent, seed)
+    # A manifest describes the shards it was written with: once the source is known to be good, the
+    # one of an earlier run goes, so that a run that fails or is stopped never leaves an old
+    # manifest over new shards.
     storage.remove(f"{output}/manifest.json")
     storage.remove(f"{output}/shards")
-    listing, classes = list_source(source, label_source, train_percent, validation_percent, seed)
     listing_uri = f"{output}/listing.parquet"
     tables.write_parquet(listing, listing_uri, row_group_size=rows_per_shard)
     shards = math.ceil(listing.num_rows / rows_per_shard)
@@ -240,8 +246,8 @@ def _write_errors(output: str, summaries: list[dict]) -> None:
 
 def _check_errors(manifest: dict, max_error_ratio: float | None) -> None:
     if manifest["rows"] + manifest["errors"] != manifest["listed"]:
-        raise RuntimeError(f"{manifest['listed']} files were listed but {manifest['rows']} rows and "
-                           f"{manifest['errors']} errors came back; the output is incomplete")
+        raise errors.RunFailedError(f"{manifest['listed']} files were listed but {manifest['rows']} rows and "
+                                    f"{manifest['errors']} errors came back; the output is incomplete: run again")
     ratio = manifest["errors"] / max(manifest["listed"], 1)
     if max_error_ratio is not None and ratio > max_error_ratio:
         raise errors.WrongParamValueError(

@@ -64,9 +64,7 @@ def _start_over(config: DemoConfig, where: dict) -> None:
     """A demo run starts fresh: the outputs of an earlier run would otherwise be resumed."""
     shutil.rmtree(Path(config.workdir) / "generated", ignore_errors=True)
     for name in ("images", "incoming", "shards", "runs", "evaluation", "predictions"):
-        fs, path = storage.filesystem(where[name])
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        storage.remove(where[name])
 
 
 def _generate(config: DemoConfig, where: dict, done: dict, say, progress) -> dict:

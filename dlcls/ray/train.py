@@ -8,6 +8,7 @@ MODEL_URI (model.hdl -> model_best.hdl, model_metrics.parquet, model_training_pr
 import contextlib
 import json
 import os
+import re
 import threading
 from dataclasses import asdict
 
@@ -20,12 +21,14 @@ from .. import errors
 from ..classifier import DLClassifier
 from ..core import storage, tables
 from ..procedures.plots import plot_dl_classifier_training_progress
-from .data import preprocess
+from .data import preprocess, shard_files
 from .session import require_ray
 from .train_loop import Schedule, shares, train_loop, worker_of
 
 # Command-line overrides of the model file's parameters.
 PARAM_OVERRIDES = ("classes", "batch_size", "batch_size_multiplier", "learning_rate", "momentum", "weight_prior")
+# Ray Train's record of a run's registered checkpoints, in the run's storage.
+CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
 METRICS = ("epoch", "loss", "training_error", "validation_error", "learning_rate", "images_per_second")
 
 
@@ -49,11 +52,13 @@ def train(data: str, model: str, out: str, schedule: Schedule, *, workers: int =
     run_name = run_name or os.path.basename(names["model"]).removesuffix(".hdl")
     storage_uri = storage.absolute(str(storage_uri or f"{os.path.dirname(names['model'])}/runs").rstrip("/"))
     run_dir = f"{storage_uri}/{run_name}"
-    handle = DLClassifier.read(model)
-    shards = _shards(storage.absolute(str(data)), f"{run_dir}/shards", model, handle, preprocess_options)
+    handle, params = DLClassifier.read(model), params or {}
+    width, height, channels = preprocess_options.get("image_dimensions") or handle.geometry
+    schedule.check({"width": width, "height": height, "channels": channels})
+    _check_step(handle, params, workers)
+    shards = _shards(storage.absolute(str(data)), run_dir, model, handle, preprocess_options)
     manifest = json.loads(storage.read_bytes(f"{shards}/manifest.json"))
-    handle = _handle(handle, manifest, params or {}, schedule.seed)
-    schedule.check(manifest["image"])
+    handle = _handle(handle, manifest, params, schedule.seed)
     _check_shares(handle, manifest, shards, workers)
     trainer = _trainer(ray, handle, manifest, shards, schedule, f"{run_dir}/best.hdl", workers, use_gpu, run_name,
                        storage_uri, max_failures, cpus_per_worker)
@@ -61,30 +66,57 @@ def train(data: str, model: str, out: str, schedule: Schedule, *, workers: int =
         try:
             result = trainer.fit()
         except ray.train.TrainingFailedError as e:
-            raise RuntimeError(f"training failed ({str(e).strip().splitlines()[0]}); its checkpoints are in "
-                               f"{run_dir}: run the same command again to resume from the last one") from e
+            raise errors.RunFailedError(
+                f"training failed after {max_failures} retries: {_cause(e)}; the run's checkpoints are in {run_dir} "
+                "(the same command resumes from the last one once the cause is fixed)") from e
     state = _final(result.checkpoint, names, run_dir)
     _write_outputs(state["history"], names)
     return {"outputs": names, "history": state["history"], "best": state["best"], "run": run_dir,
-            "attempts": state["attempts"]}
+            "attempts": state.get("attempts", [])}
 
 
-def _shards(data: str, target: str, model: str, handle: DLClassifier, options: dict) -> str:
-    """DATA if it holds preprocessed shards, else the shards preprocessed from it into `target`
-    (once: a resumed run finds them there)."""
-    data = data.rstrip("/")
+def _cause(error) -> str:
+    """The first worker's or the controller's error behind Ray Train's failure, in one line."""
+    causes = list(getattr(error, "worker_failures", {}).values()) or [getattr(error, "controller_failure", None)]
+    cause = causes[0] if causes[0] is not None else error
+    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
+
+
+def _shards(data: str, run_dir: str, model: str, handle: DLClassifier, options: dict) -> str:
+    """DATA if it holds preprocessed shards, else the shards preprocessed from it into the run's
+    storage: once, as a resumed run finds them there; again when the options changed before the
+    run's first checkpoint (after it, the run must keep its data)."""
+    data, target = data.rstrip("/"), f"{run_dir}/shards"
     if storage.exists(f"{data}/manifest.json"):
         return data
     if storage.exists(f"{target}/manifest.json"):
-        wanted = options.get("image_dimensions") or list(handle.geometry)
-        image = json.loads(storage.read_bytes(f"{target}/manifest.json"))["image"]
-        if [image["width"], image["height"], image["channels"]] != list(wanted):
+        changed = _changed(json.loads(storage.read_bytes(f"{target}/manifest.json")), handle, options)
+        if not changed:
+            return target
+        if storage.exists(f"{run_dir}/{CHECKPOINT_SNAPSHOT}"):
             raise errors.WrongParamValueError(
-                f"this run's images were preprocessed for {image['width']}x{image['height']}x{image['channels']}, not "
-                f"{'x'.join(map(str, wanted))}: use a new --run-name to train at another size")
-        return target
+                f"run {run_dir} was preprocessed with other settings ({', '.join(changed)}); resume it with the same "
+                "flags, or use a new --run-name")
     preprocess(data, target, model, **options)
     return target
+
+
+def _changed(manifest: dict, handle: DLClassifier, options: dict) -> list[str]:
+    """The preprocessing options (given, not None) that differ from those the shards were made with."""
+    made = {**manifest["settings"], **manifest["image"]}
+    made["image_dimensions"] = [made["width"], made["height"], made["channels"]]
+    wanted = {**{k: v for k, v in options.items() if v is not None and k != "max_error_ratio"},
+              "image_dimensions": list(options.get("image_dimensions") or handle.geometry)}
+    return sorted(k for k, v in wanted.items() if k in made and made[k] != v)
+
+
+def _check_step(handle: DLClassifier, params: dict, workers: int) -> None:
+    step = (params.get("batch_size") or handle.get_param("batch_size")) * \
+        (params.get("batch_size_multiplier") or handle.get_param("batch_size_multiplier"))
+    if step < workers:
+        raise errors.BatchSizeError(
+            f"batch_size * batch_size_multiplier = {step} images per step cannot be shared by {workers} workers "
+            "(each needs at least one): lower --workers or raise --batch-size")
 
 
 def _handle(handle: DLClassifier, manifest: dict, params: dict, seed: int) -> DLClassifier:
@@ -114,10 +146,6 @@ def _check_shares(handle: DLClassifier, manifest: dict, shards: str, workers: in
     """Refuse, before any worker starts, a run in which some worker could not fill its share of
     one optimizer step or there is nothing to validate on."""
     step = handle.get_param("batch_size") * handle.get_param("batch_size_multiplier")
-    if step < workers:
-        raise errors.BatchSizeError(
-            f"batch_size * batch_size_multiplier = {step} images per step cannot be shared by {workers} workers "
-            "(each needs at least one): lower --workers or raise --batch-size")
     if not sum(manifest["counts"]["validation"].values()):
         raise errors.WrongParamValueError(
             f"{shards} has no validation images: preprocess with --validation-percent > 0")
@@ -135,8 +163,8 @@ def _check_shares(handle: DLClassifier, manifest: dict, shards: str, workers: in
 
 
 def _columns(manifest: dict, shards: str, columns: list[str]) -> pa.Table:
-    fs, path = storage.filesystem(shards)
-    files = [f"{path}/shards/{name}" for name in manifest["shards"]]
+    fs, _ = storage.filesystem(shards)
+    files = [storage.filesystem(f)[1] for f in shard_files(shards, manifest)]
     return pq.read_table(files, columns=columns, filesystem=_arrow_filesystem(fs))
 
 
@@ -148,12 +176,10 @@ def _trainer(ray, handle, manifest, shards, schedule, best_uri, workers, use_gpu
     cpus = cpus_per_worker or _cpus_per_worker(ray, workers, use_gpu)
     schedule = Schedule(**{**asdict(schedule), "threads": max(1, int(cpus))})
     storage_path, filesystem = _train_storage(storage_uri)
-    classes = handle.get_param("classes")
     return TorchTrainer(
         train_loop,
         train_loop_config={"model": {"bytes": handle.to_bytes()}, "geometry": manifest["image"],
-                           "schedule": asdict(schedule), "best_model": best_uri,
-                           "label_map": [classes.index(c) for c in manifest["classes"]]},
+                           "schedule": asdict(schedule), "best_model": best_uri, "classes": manifest["classes"]},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus}),
         run_config=RunConfig(name=run_name, storage_path=storage_path, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=max_failures),
@@ -177,8 +203,8 @@ def _train_storage(storage_uri: str):
 
 def _datasets(ray, manifest: dict, shards: str, workers: int) -> dict:
     """One dataset per worker: the training and validation rows whose path hashes to it."""
-    fs, path = storage.filesystem(shards)
-    files = [f"{path}/shards/{name}" for name in manifest["shards"]]
+    fs, _ = storage.filesystem(shards)
+    files = [storage.filesystem(f)[1] for f in shard_files(shards, manifest)]
     source = ray.data.read_parquet(files, filesystem=_arrow_filesystem(fs))
     return {f"rows_{rank}": source.map_batches(_select, fn_kwargs={"rank": rank, "workers": workers},
                                                batch_format="pyarrow")
@@ -199,20 +225,24 @@ def _select(batch: pa.Table, rank: int, workers: int) -> pa.Table:
 def _watching(run_dir: str, progress, interval: float = 1.0):
     """Calls `progress(record)` for each epoch checkpointed while the block runs. Ray Train's
     callbacks run in its controller, away from this terminal, so the driver watches the run's
-    storage instead."""
+    storage instead. A checkpoint is known by its name and its state file's version: a resumed
+    run writes again the epochs a killed one had uploaded without registering them."""
     if progress is None:
         yield
         return
-    stop, seen = threading.Event(), set(_checkpointed(run_dir))
+    fs, path = storage.filesystem(run_dir)
+    seen = set(_checkpointed(fs, path))
 
     def scan():
-        for name in sorted(set(_checkpointed(run_dir)) - seen):
+        for key in sorted(set(_checkpointed(fs, path)) - seen):
             try:
-                state = json.loads(storage.read_bytes(f"{run_dir}/{name}/state.json"))
-            except (OSError, ValueError):  # removed meanwhile (two are kept) or still being copied
+                state = json.loads(fs.cat_file(f"{path}/{key[0]}/state.json"))
+            except (OSError, ValueError):  # removed meanwhile (two are kept) or still being written
                 continue
-            seen.add(name)
+            seen.add(key)
             progress(state["history"][-1])
+
+    stop = threading.Event()
 
     def watch():
         while not stop.wait(interval):
@@ -228,9 +258,20 @@ def _watching(run_dir: str, progress, interval: float = 1.0):
     scan()  # the epochs checkpointed since the last look
 
 
-def _checkpointed(run_dir: str) -> list[str]:
-    fs, path = storage.filesystem(run_dir)
-    return [p.rsplit("/", 2)[1] for p in fs.glob(f"{path}/epoch-*/state.json")]
+def _checkpointed(fs, path: str) -> list[tuple[str, str]]:
+    """(epoch-NNNN, version of its state.json) of the run's checkpoints; names taken literally."""
+    found = []
+    try:
+        names = [n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(path, detail=False)]
+    except FileNotFoundError:
+        return found
+    for name in sorted(n for n in names if re.fullmatch(r"epoch-\d+", n)):
+        try:
+            info = fs.info(f"{path}/{name}/state.json")
+        except FileNotFoundError:
+            continue
+        found.append((name, str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or info["size"])))
+    return found
 
 
 def _final(checkpoint, names: dict, run_dir: str) -> dict:

@@ -103,7 +103,10 @@ def train_loop(config: dict) -> None:
         handle.network, parallel_strategy_kwargs={"broadcast_buffers": False, "gradient_as_bucket_view": True})
     optimizer = handle.optimizer()
     device = ray.train.torch.get_device()
-    train, validation = _rows(ray.train.get_dataset_shard(f"rows_{rank}"), config["geometry"], config["label_map"])
+    # The shards' label indices -> the classes of the network being trained (a resumed run's are
+    # its checkpoint's).
+    label_map = [handle.get_param("classes").index(c) for c in config["classes"]]
+    train, validation = _rows(ray.train.get_dataset_shard(f"rows_{rank}"), config["geometry"], label_map)
     share = shares(handle.get_param("batch_size") * handle.get_param("batch_size_multiplier"), workers)
     steps = _all_reduce(torch.tensor([len(train["labels"]) // share[rank]]), dist.ReduceOp.MIN).item()
     subset = _subset(train, schedule)
@@ -121,7 +124,7 @@ def train_loop(config: dict) -> None:
         record = {"epoch": epoch + 1, "loss": loss, "training_error": training_error,
                   "validation_error": validation_error, "learning_rate": rate,
                   "images_per_second": steps * sum(share) / seconds, "workers": workers, "nodes": len(set(nodes)),
-                  "validation_predictions": _digest(validation["paths"], predicted, workers)}
+                  "validation_predictions": _digest(validation["paths"], predicted, rank, workers)}
         _report(handle, state, record, rank, config["best_model"], schedule)
 
 
@@ -203,11 +206,14 @@ def _errors(handle: DLClassifier, sets: list[dict], device) -> list[tuple[float,
             for i, p in zip(range(0, len(summed), 2), predictions)]
 
 
-def _digest(paths: list[str], predicted: np.ndarray, workers: int) -> str:
-    """sha256 of every validation image's (path, predicted class index), gathered from all
-    workers: a model file read back elsewhere must give exactly these predictions."""
-    gathered = [None] * workers
-    dist.all_gather_object(gathered, list(zip(paths, predicted.tolist())))
+def _digest(paths: list[str], predicted: np.ndarray, rank: int, workers: int) -> str | None:
+    """On rank 0 (which checkpoints), the sha256 of every validation image's (path, predicted class
+    index), gathered from all workers: a model file read back elsewhere must give exactly these
+    predictions."""
+    gathered = [None] * workers if rank == 0 else None
+    dist.gather_object(list(zip(paths, predicted.tolist())), gathered, dst=0)
+    if rank != 0:
+        return None
     pairs = sorted(pair for part in gathered for pair in part)
     return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
 
