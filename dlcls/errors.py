@@ -18,7 +18,7 @@ class HalconError(Exception):
     def __reduce__(self):
         # Rebuild from the bare message: the default would pass the coded text to __init__ again
         # ("[7714] [7714] ..."). Ray pickles errors to send them between processes.
-        return type(self), (self.message,)
+        return type(self), (self.message,), self.__dict__
 
 
 class WrongHandleTypeError(HalconError, TypeError):

@@ -1,8 +1,10 @@
 """The 13 operators: training, applying, results, clearing, and each HALCON error."""
 
 import copy
+import gc
 import pickle
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -305,6 +307,24 @@ def test_running_out_of_device_memory_is_4104_with_advice(small_classifier, monk
     assert all(torch.equal(before[k], v) for k, v in handle.network.state_dict().items())
 
 
+def test_after_4104_the_failed_call_holds_no_memory_while_the_caller_handles_it(small_classifier, monkeypatch):
+    handle = small_classifier()
+    images, _ = separable_batch(np.random.default_rng(0), 8)
+    held = []
+
+    def forward(batch):
+        activations = torch.ones(1000, 1000)  # what a real forward pass holds when it runs out
+        held.append(weakref.ref(activations))
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(handle.network, "forward", forward)
+    try:
+        dlcls.apply_dl_classifier(images, handle)
+    except errors.DeviceOutOfMemoryError:
+        gc.collect()
+        assert held[0]() is None  # freed: a retry with a smaller batch_size can use the memory
+
+
 def test_a_network_that_does_not_fit_on_the_device_is_4104(small_classifier, monkeypatch):
     handle = small_classifier()
     monkeypatch.setattr(handle.network, "to", _out_of_memory)
@@ -323,6 +343,9 @@ def test_every_error_survives_pickling_unchanged(error):
     restored = pickle.loads(pickle.dumps(error("bad label")))
     assert type(restored) is error
     assert (str(restored), restored.message, restored.code) == (f"[{error.code}] bad label", "bad label", error.code)
+    noted = error("bad label")
+    noted.add_note("while reading shard 3")
+    assert pickle.loads(pickle.dumps(noted)).__notes__ == ["while reading shard 3"]
 
 
 def test_a_diverging_step_raises_7720_and_keeps_the_weights(small_classifier):

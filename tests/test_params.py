@@ -95,6 +95,10 @@ def test_numpy_numbers_and_arrays_are_taken_and_stored_as_python_values(handle):
     types = [type(got["batch_size"]), type(got["learning_rate"]), type(got["momentum"]), type(got["runtime"])]
     assert types == [int, float, float, str]
     assert {type(v) for v in got["classes"]} == {str} and {type(v) for v in got["image_dimensions"]} == {int}
+    with pytest.raises(errors.ChannelCountError):  # a numpy bool is no channel count, in a list either
+        dlcls.set_dl_classifier_param(handle, "image_num_channels", [np.True_])
+    dlcls.set_dl_classifier_param(handle, "batch_size", [np.array(8)])
+    assert dlcls.get_dl_classifier_param(handle, "batch_size") == 8
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

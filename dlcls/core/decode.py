@@ -21,7 +21,9 @@ Choices:
 - size limit: the pixel count from the header is checked against max_pixels before anything is
   decoded; max_pixels is the only limit. Pillow's own (a process-wide MAX_IMAGE_PIXELS that warns
   above ~89 and refuses above ~179 megapixels) is not consulted, so max_pixels can be raised
-  past it per call, with no global state to change.
+  past it per call, with no global state to change. TIFF is the exception: Pillow checks its
+  tiles against MAX_IMAGE_PIXELS again when it loads them, so a TIFF above ~179 megapixels is
+  refused whatever max_pixels says.
 - draft: with `target_size`, a JPEG at least twice as large in both sides is decoded by libjpeg at
   1/2, 1/4 or 1/8 scale (never below the target size), 2-4x faster. After the bilinear resize to
   the target, photographs differ from the full decode by less than DRAFT_MEAN_TOLERANCE gray levels

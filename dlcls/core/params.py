@@ -37,7 +37,9 @@ class Param:
 
 
 def plain(value: Any) -> Any:
-    """numpy arrays and numbers as Python lists and numbers."""
+    """numpy arrays and numbers as Python lists and numbers, also inside lists and tuples."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
     return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
 
 

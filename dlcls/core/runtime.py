@@ -1,6 +1,7 @@
 """Where the network runs: HALCON's `runtime` ('cpu' | 'gpu') and `gpu` index -> a torch device."""
 
 import random
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -40,6 +41,9 @@ def out_of_memory(error: type, advice: str) -> Iterator[None]:
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "allocate" not in str(e):
             raise
         reason = str(e).strip().partition("\n")[0] or type(e).__name__  # torch's first line names the bytes
+        # The failed call's frames hold its activations: free them now, so that a caller who
+        # catches the error and retries with a smaller batch (HALCON's pattern) has the memory.
+        traceback.clear_frames(e.__traceback__)
         raise error(f"{advice} ({reason})") from None
 
 
