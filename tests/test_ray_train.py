@@ -23,8 +23,9 @@ from dlcls.cli import main
 from dlcls.core import storage
 from dlcls.core.preprocess import to_network_range
 from dlcls.ray.data import images_of, preprocess
+from dlcls.ray.sharding import shares
 from dlcls.ray.train import train
-from dlcls.ray.train_loop import Schedule, shares
+from dlcls.ray.train_loop import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = {"batch_size": 16, "learning_rate": 0.01}

@@ -1,11 +1,9 @@
 """Where the network runs: HALCON's `runtime` ('cpu' | 'gpu') and `gpu` index -> a torch device."""
 
-import random
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 
 from .. import errors
@@ -45,21 +43,3 @@ def out_of_memory(error: type, advice: str) -> Iterator[None]:
         # catches the error and retries with a smaller batch (HALCON's pattern) has the memory.
         traceback.clear_frames(e.__traceback__)
         raise error(f"{advice} ({reason})") from None
-
-
-def set_seed(seed: int) -> None:
-    """HALCON's set_system('seed_rand', seed): seeds every random source dlcls uses, so that the
-    same calls give bit-identical results on the CPU."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def python_rng(seed: int | None) -> random.Random:
-    """A generator for `seed`; with None one seeded from the global state, so set_seed decides."""
-    return random.Random(random.getrandbits(64) if seed is None else seed)
-
-
-def numpy_rng(seed) -> np.random.Generator:
-    """A generator for `seed` (an int or a Generator); with None one seeded from the global state."""
-    return np.random.default_rng(np.random.randint(2**63 - 1, dtype=np.int64) if seed is None else seed)

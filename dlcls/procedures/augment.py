@@ -21,7 +21,7 @@ from PIL import Image
 
 from .. import errors
 from ..core.preprocess import resize
-from ..core.runtime import numpy_rng
+from ..core.seeds import numpy_rng
 from .genparams import GenParam, parse
 
 Limits = tuple[float, float]  # (range_min, range_max) of the network

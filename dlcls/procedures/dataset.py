@@ -15,7 +15,7 @@ import fsspec
 
 from .. import errors
 from ..core import storage
-from ..core.runtime import python_rng
+from ..core.seeds import python_rng
 
 # HALCON's default image extensions, in its order, less those Pillow cannot read (hobj, ima, xwd).
 EXTENSIONS = ("bmp", "jpg", "png", "tiff", "tif", "gif", "jpeg", "pcx", "pgm", "ppm", "pbm", "pnm")

@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
-from ..classifier import DLClassifier
 from ..core import storage, tables
 from ..core.decode import DEFAULT_MAX_PIXELS
 from ..core.preprocess import encoded_to_network_bytes
@@ -52,7 +51,8 @@ class Geometry:
     jpeg_draft: bool = True
 
     @classmethod
-    def of(cls, handle: DLClassifier, **options) -> "Geometry":
+    def of(cls, handle, **options) -> "Geometry":
+        """The geometry of a DLClassifier handle."""
         width, height, channels = handle.geometry
         return cls(width, height, channels, handle.get_param("image_range_min"),
                    handle.get_param("image_range_max"), **options)
@@ -174,6 +174,8 @@ def preprocess(source: str, output: str, model: str = "pretrained_dl_classifier_
     Ray (see session.ray_session); returns the manifest it wrote. `parallelism` caps the shards
     processed at once (default: as many as there are CPUs); `options` go to Geometry
     (contrast_normalization, max_pixels, jpeg_draft)."""
+    from ..classifier import DLClassifier  # here, on the driver: the shard tasks never load torch
+
     ray = require_ray()
     started = time.perf_counter()
     handle = DLClassifier.read(model)

@@ -23,7 +23,8 @@ from ..core import storage, tables
 from ..procedures.plots import plot_dl_classifier_training_progress
 from .data import preprocess, shard_files
 from .session import require_ray
-from .train_loop import Schedule, shares, train_loop, worker_of
+from .sharding import select_rows, shares, worker_of
+from .train_loop import Schedule, train_loop
 
 # Command-line overrides of the model file's parameters.
 PARAM_OVERRIDES = ("classes", "batch_size", "batch_size_multiplier", "learning_rate", "momentum", "weight_prior")
@@ -206,19 +207,13 @@ def _datasets(ray, manifest: dict, shards: str, workers: int) -> dict:
     fs, _ = storage.filesystem(shards)
     files = [storage.filesystem(f)[1] for f in shard_files(shards, manifest)]
     source = ray.data.read_parquet(files, filesystem=_arrow_filesystem(fs))
-    return {f"rows_{rank}": source.map_batches(_select, fn_kwargs={"rank": rank, "workers": workers},
+    return {f"rows_{rank}": source.map_batches(select_rows, fn_kwargs={"rank": rank, "workers": workers},
                                                batch_format="pyarrow")
             for rank in range(workers)}
 
 
 def _arrow_filesystem(fs):
     return None if storage.is_local(fs) else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
-
-
-def _select(batch: pa.Table, rank: int, workers: int) -> pa.Table:
-    keep = [s in ("train", "validation") and worker_of(p, workers) == rank for s, p in
-            zip(batch.column("split").to_pylist(), batch.column("relative_path").to_pylist())]
-    return batch.filter(pa.array(keep, pa.bool_()))
 
 
 @contextlib.contextmanager

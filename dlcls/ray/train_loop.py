@@ -47,6 +47,7 @@ from ..core.train_step import set_hyperparameters, train_step
 from ..procedures.augment import augment_images
 from ..procedures.training import learning_rate_at
 from .data import images_of
+from .sharding import shares
 
 
 @dataclass
@@ -78,15 +79,6 @@ class Schedule:
         if self.augmentation:  # the names and values, checked by the function the workers call
             image = np.zeros((1, geometry["height"], geometry["width"], geometry["channels"]), np.float32)
             augment_images(image, list(self.augmentation), list(self.augmentation.values()), seed=0)
-
-
-def shares(batch: int, workers: int) -> list[int]:
-    """Images of one optimizer step per worker: b // N, one more for the first b % N workers."""
-    return [batch // workers + (1 if r < batch % workers else 0) for r in range(workers)]
-
-
-def worker_of(relative_path: str, workers: int) -> int:
-    return hash_draw(0, relative_path) % workers
 
 
 def train_loop(config: dict) -> None:
