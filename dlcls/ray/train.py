@@ -164,9 +164,8 @@ def _check_shares(handle: DLClassifier, manifest: dict, shards: str, workers: in
 
 
 def _columns(manifest: dict, shards: str, columns: list[str]) -> pa.Table:
-    fs, _ = storage.filesystem(shards)
-    files = [storage.filesystem(f)[1] for f in shard_files(shards, manifest)]
-    return pq.read_table(files, columns=columns, filesystem=_arrow_filesystem(fs))
+    files, filesystem = _shard_paths(shards, manifest)
+    return pq.read_table(files, columns=columns, filesystem=filesystem)
 
 
 def _trainer(ray, handle, manifest, shards, schedule, best_uri, workers, use_gpu, run_name, storage_uri,
@@ -204,12 +203,17 @@ def _train_storage(storage_uri: str):
 
 def _datasets(ray, manifest: dict, shards: str, workers: int) -> dict:
     """One dataset per worker: the training and validation rows whose path hashes to it."""
-    fs, _ = storage.filesystem(shards)
-    files = [storage.filesystem(f)[1] for f in shard_files(shards, manifest)]
-    source = ray.data.read_parquet(files, filesystem=_arrow_filesystem(fs))
+    files, filesystem = _shard_paths(shards, manifest)
+    source = ray.data.read_parquet(files, filesystem=filesystem)
     return {f"rows_{rank}": source.map_batches(select_rows, fn_kwargs={"rank": rank, "workers": workers},
                                                batch_format="pyarrow")
             for rank in range(workers)}
+
+
+def _shard_paths(shards: str, manifest: dict) -> tuple[list[str], pafs.FileSystem | None]:
+    """The shard files as pyarrow reads them: paths within their file system, and that system."""
+    fs, _ = storage.filesystem(shards)
+    return [storage.filesystem(f)[1] for f in shard_files(shards, manifest)], _arrow_filesystem(fs)
 
 
 def _arrow_filesystem(fs):
